@@ -1,0 +1,1 @@
+"""PBFT consensus core: a pure state machine, `Replica.step(input) -> Ready`."""

@@ -1,0 +1,1 @@
+"""The metered, sandboxed interpreter for licence rules (a restricted Python subset)."""

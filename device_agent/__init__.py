@@ -1,0 +1,1 @@
+"""The device agent: signed usage records from Raspberry Pi-class hardware."""
