@@ -105,6 +105,4 @@ class CommitCertificate(Record):
                 raise ProofError("bad_signature", item.validator.hex())
             signers.add(item.validator)
         if len(signers) < validators.quorum:
-            raise ProofError(
-                "no_quorum", f"{len(signers)} signatures, {validators.quorum} needed"
-            )
+            raise ProofError("no_quorum", f"{len(signers)} signatures, {validators.quorum} needed")

@@ -62,6 +62,14 @@ def _converter(tp: Any) -> Converter:
             return tuple(item(v, f"{where}[{i}]") for i, v in enumerate(value))
 
         return convert_tuple
+    if origin is dict:
+
+        def convert_map(value: Any, where: str) -> Any:
+            if not isinstance(value, dict):
+                raise SchemaError("wrong_type", f"{where}: expected a map")
+            return value
+
+        return convert_map
     if isinstance(tp, type) and issubclass(tp, Record):
         return lambda v, where: tp.from_value(v, where)
     raise TypeError(f"unsupported record field type {tp!r}")
@@ -87,7 +95,8 @@ class Record:
         if schema is None:
             hints = typing.get_type_hints(cls)
             schema = tuple(
-                (f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                (f.name, _converter(hints[f.name]))
+                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
             )
             Record._fields_cache[cls] = schema
         return schema
@@ -138,9 +147,7 @@ def require_bytes(value: bytes, length: int, name: str) -> None:
 
 
 def require_uint(value: int, name: str, maximum: int = codec.INT_MAX) -> None:
-    require(
-        type(value) is int and 0 <= value <= maximum, f"{name} must be an int in 0..{maximum}"
-    )
+    require(type(value) is int and 0 <= value <= maximum, f"{name} must be an int in 0..{maximum}")
 
 
 __all__ = ["CodecError", "Record", "SchemaError", "require", "require_bytes", "require_uint"]

@@ -1,0 +1,18 @@
+"""`python -m bench`: run every benchmark in turn."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+
+MODULES = ["bench.foundation"]
+
+
+def main() -> None:
+    print(f"python {platform.python_version()} on {platform.machine()}, {platform.node()}")
+    for name in MODULES:
+        importlib.import_module(name).main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Blocks, receipts and their hashes.
+
+Rule kept here: a block header commits to everything a third party needs to check a
+result without the node's help: the transactions (tx_root), their outcomes
+(receipt_root), the state after executing the block (state_digest) and the validator set
+that certifies the next block (validator_set_hash). The block hash is the SHA-256 of the
+header's canonical encoding, and that is what the commit certificate signs. The header
+commits to its own execution results, so a proposer executes a block before proposing it
+and validators re-execute it to judge the proposal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node.ledger import crypto, merkle
+from node.ledger.errors import ProofError
+from node.ledger.records import Record, require, require_bytes, require_uint
+from node.ledger.tx import Transaction, check_chain_id
+
+MAX_BLOCK_TXS = 10_000
+MAX_EVENTS = 64
+ZERO_HASH = b"\x00" * 32
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Record):
+    """Something a transaction did, e.g. kind="transfer" with from/to/amount/currency."""
+
+    kind: str
+    attrs: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        require(0 < len(self.kind) <= 64, "event kind length")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt(Record):
+    """The outcome of one transaction: accepted, or rejected with a stable code."""
+
+    tx_id: bytes
+    accepted: bool
+    code: str
+    detail: str
+    events: tuple[Event, ...]
+
+    def __post_init__(self) -> None:
+        require_bytes(self.tx_id, crypto.HASH_BYTES, "tx_id")
+        require(len(self.code) <= 64 and len(self.detail) <= 1024, "code/detail length")
+        require(len(self.events) <= MAX_EVENTS, "too many events")
+        require(self.accepted == (self.code == "ok"), "accepted iff code is 'ok'")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader(Record):
+    chain_id: str
+    height: int
+    parent_hash: bytes
+    proposer: bytes
+    timestamp_ms: int
+    tx_count: int
+    tx_root: bytes
+    receipt_root: bytes
+    state_digest: bytes
+    validator_set_hash: bytes
+
+    def __post_init__(self) -> None:
+        check_chain_id(self.chain_id)
+        require_uint(self.height, "height")
+        require_bytes(self.parent_hash, crypto.HASH_BYTES, "parent_hash")
+        require_bytes(self.proposer, crypto.PUBLIC_KEY_BYTES, "proposer")
+        require_uint(self.timestamp_ms, "timestamp_ms")
+        require_uint(self.tx_count, "tx_count", MAX_BLOCK_TXS)
+        for name in ("tx_root", "receipt_root", "state_digest", "validator_set_hash"):
+            require_bytes(getattr(self, name), crypto.HASH_BYTES, name)
+
+    def hash(self) -> bytes:
+        return crypto.sha256(self.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Block(Record):
+    header: BlockHeader
+    txs: tuple[Transaction, ...]
+
+    def __post_init__(self) -> None:
+        require(len(self.txs) == self.header.tx_count, "tx_count does not match the body")
+
+    def hash(self) -> bytes:
+        return self.header.hash()
+
+    def tx_leaves(self) -> list[bytes]:
+        return [tx.encode() for tx in self.txs]
+
+    def check_body(self) -> None:
+        """Raise ProofError unless the transactions are the ones the header commits to."""
+        if merkle.root(self.tx_leaves()) != self.header.tx_root:
+            raise ProofError("tx_root", "block body does not match its header's tx_root")
+        for tx in self.txs:
+            if tx.chain_id != self.header.chain_id:
+                raise ProofError("chain_id", "transaction from another chain")
+
+
+def tx_root(txs: Sequence[Transaction]) -> bytes:
+    return merkle.root([tx.encode() for tx in txs])
+
+
+def receipt_root(receipts: Sequence[Receipt]) -> bytes:
+    return merkle.root([r.encode() for r in receipts])

@@ -1,0 +1,155 @@
+"""Canonical encoding: one value has one encoding; the decoder only raises CodecError."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.ledger import codec
+from node.ledger.errors import CodecError, LedgerError, SchemaError
+from node.ledger.records import Record, require_uint
+
+ints = st.integers(min_value=codec.INT_MIN, max_value=codec.INT_MAX)
+scalars = st.none() | st.booleans() | ints | st.text(max_size=20) | st.binary(max_size=20)
+values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@given(values)
+def test_round_trip(value: object) -> None:
+    data = codec.encode(value)
+    assert codec.decode(data) == value
+    assert codec.encode(codec.decode(data)) == data
+
+
+@given(st.dictionaries(st.text(max_size=6), ints, min_size=2, max_size=6))
+def test_map_key_order_does_not_change_the_encoding(mapping: dict[str, int]) -> None:
+    reversed_mapping = dict(reversed(list(mapping.items())))
+    assert codec.encode(mapping) == codec.encode(reversed_mapping)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=64))
+def test_random_bytes_raise_only_codec_errors(data: bytes) -> None:
+    try:
+        value = codec.decode(data)
+    except CodecError:
+        return
+    assert codec.encode(value) == data
+
+
+@settings(max_examples=300)
+@given(values, st.data())
+def test_mutated_encodings_raise_only_codec_errors(value: object, data: st.DataObject) -> None:
+    encoded = bytearray(codec.encode(value))
+    pos = data.draw(st.integers(0, len(encoded) - 1))
+    encoded[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(encoded)))
+    for candidate in (bytes(encoded), bytes(encoded[:cut])):
+        try:
+            decoded = codec.decode(candidate)
+        except CodecError:
+            continue
+        assert codec.encode(decoded) == candidate
+
+
+NON_CANONICAL = {
+    "uint8 for a fixint": b"\xcc\x05",
+    "uint16 for a small int": b"\xcd\x00\x05",
+    "int8 for a positive int": b"\xd0\x05",
+    "uint64 for a small int": b"\xcf" + (5).to_bytes(8, "big"),
+    "str8 for a short str": b"\xd9\x01a",
+    "array16 for a short array": b"\xdc\x00\x01\x01",
+    "map16 for a short map": b"\xde\x00\x01\xa1a\x01",
+    "unsorted map keys": b"\x82\xa1b\x01\xa1a\x02",
+    "duplicate map keys": b"\x82\xa1a\x01\xa1a\x02",
+}
+REJECTED = {
+    **{k: ("non_canonical", v) for k, v in NON_CANONICAL.items()},
+    "float32": ("float", b"\xca" + struct.pack(">f", 1.5)),
+    "float64": ("float", b"\xcb" + struct.pack(">d", 1.5)),
+    "trailing bytes": ("trailing_bytes", b"\x01\x02"),
+    "truncated": ("malformed", b"\x92\x01"),
+    "empty": ("truncated", b""),
+    "extension type": ("ext_type", b"\xd4\x05\x00"),
+    "bytes map key": ("wrong_type", b"\x81\xc4\x01a\x01"),
+    "int map key": ("malformed", b"\x81\x01\x01"),
+    "invalid utf-8": ("malformed", b"\xa2\xff\xfe"),
+    "too deep": ("too_deep", b"\x91" * 40 + b"\x01"),
+    "reserved byte 0xc1": ("malformed", b"\xc1"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_rejections_are_typed(name: str) -> None:
+    code, data = REJECTED[name]
+    with pytest.raises(CodecError) as info:
+        codec.decode(data)
+    assert info.value.code == code, info.value
+
+
+def test_oversize_input_is_rejected_before_parsing() -> None:
+    with pytest.raises(CodecError) as info:
+        codec.decode(codec.encode(b"x" * 100), max_bytes=50)
+    assert info.value.code == "oversize"
+
+
+@pytest.mark.parametrize(
+    "value", [1.0, {1: 2}, {b"k": 1}, 2**64, -(2**63) - 1, {"a": {1, 2}}, object()]
+)
+def test_encode_rejects_values_outside_the_model(value: object) -> None:
+    with pytest.raises(CodecError):
+        codec.encode(value)
+
+
+def test_extreme_integers_round_trip() -> None:
+    for v in (codec.INT_MIN, codec.INT_MAX, -1, 0, 127, 128, -32, -33):
+        assert codec.decode(codec.encode(v)) == v
+    assert msgpack.packb(codec.INT_MAX) == codec.encode(codec.INT_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class Point(Record):
+    x: int
+    label: str
+    tags: tuple[bytes, ...]
+    parent: Point | None
+
+    def __post_init__(self) -> None:
+        require_uint(self.x, "x", 1000)
+
+
+def test_record_round_trip_and_strict_schema() -> None:
+    p = Point(3, "a", (b"t",), Point(4, "b", (), None))
+    assert Point.decode(p.encode()) == p
+    good = p.to_value()
+    cases = {
+        "unknown field": {**good, "extra": 1},
+        "missing field": {k: v for k, v in good.items() if k != "label"},
+        "bool for int": {**good, "x": True},
+        "str for bytes in a list": {**good, "tags": ["t"]},
+        "value out of bounds": {**good, "x": 5000},
+        "nested wrong type": {**good, "parent": {**good["parent"], "label": 7}},
+        "not a map": [1, 2],
+    }
+    for name, value in cases.items():
+        with pytest.raises(SchemaError):
+            Point.from_value(value)
+        with pytest.raises(LedgerError):
+            Point.decode(codec.encode(value))
+        assert name
+
+
+def test_invalid_record_cannot_be_constructed() -> None:
+    with pytest.raises(ValueError):
+        Point(-1, "a", (), None)
