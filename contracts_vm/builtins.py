@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from . import money
-from .errors import ContractError, HostError, LimitExceeded
+from .errors import ContractError, HostError, LimitExceeded, OutOfGas
 from .runtime import (
     LEN_MAX,
+    SMALL,
     Meter,
     S,
     build,
@@ -220,6 +221,12 @@ def b_fail(m: Meter, message: Any) -> None:
 
 
 def b_mul_div(m: Meter, a: Any, b: Any, d: Any, rounding: Any) -> int:
+    if type(a) is int and type(b) is int and -SMALL < a < SMALL and -SMALL < b < SMALL:
+        m.gas -= S.builtin_money
+        if m.gas < 0:
+            raise OutOfGas(-m.gas)
+        if type(d) is int and type(rounding) is str:
+            return money.mul_div(a, b, d, rounding)  # |result| <= |a * b| < 2**126
     need_int(a, b, d)
     need_str(rounding)
     charge(m, S.builtin_money + limbs_product(a, b))
@@ -283,7 +290,7 @@ def b_aggregate(m: Meter, name: Any) -> Any:
 def b_storage_get(m: Meter, k: Any) -> Any:
     need_str(k)
     charge(m, S.storage_read)
-    if k in m.writes:
+    if m.writes is not None and k in m.writes:
         v = m.writes[k]
         charge(m, json_size(v) * S.storage_read_per_byte)
         return import_value(v)
@@ -296,6 +303,8 @@ def b_storage_set(m: Meter, k: Any, v: Any) -> None:
         raise ContractError("storage key longer than 256")
     out = export_value(m, v)
     charge(m, S.storage_write + (len(k) + json_size(out)) * S.storage_write_per_byte)
+    if m.writes is None:
+        m.writes = {}
     if k not in m.writes and len(m.writes) >= DEFAULT_LIMITS.storage_writes_max:
         raise LimitExceeded("storage_writes", len(m.writes) + 1)
     m.writes[k] = out
@@ -305,6 +314,8 @@ def b_emit(m: Meter, name: Any, payload: Any = None) -> None:
     need_str(name)
     out = export_value(m, payload)
     charge(m, S.event + (len(name) + json_size(out)) * S.event_per_byte)
+    if m.events is None:
+        m.events = []
     if len(m.events) >= DEFAULT_LIMITS.events_max:
         raise LimitExceeded("events", len(m.events) + 1)
     m.events.append((name, out))

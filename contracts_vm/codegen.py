@@ -57,6 +57,12 @@ def header_cost(s: ast.stmt) -> int:
     return static_cost(s)
 
 
+def is_constant(e: ast.expr) -> bool:
+    if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
+        return isinstance(e.operand, ast.Constant) and type(e.operand.value) is int
+    return isinstance(e, ast.Constant)
+
+
 def name(ident: str) -> ast.Name:
     return ast.Name(id=ident, ctx=ast.Load())
 
@@ -79,17 +85,33 @@ def charge(cost: int) -> list[ast.stmt]:
 
 
 def generate(checked: Checked) -> CodeType:
+    """Module code that only defines functions: the contract's own, plus `_init`, which
+    (re)assigns the module-level globals, metered, at the start of every execution."""
     gen = _Gen(set(checked.functions))
-    body: list[ast.stmt] = charge(sum(header_cost(s) for s in checked.tree.body
-                                      if not isinstance(s, ast.FunctionDef)))
+    body: list[ast.stmt] = []
+    init: list[ast.stmt] = []
     for stmt in checked.tree.body:
         if isinstance(stmt, ast.FunctionDef):
             body.append(gen.function(stmt))
         else:
-            body.extend(gen.stmt(stmt))
+            init.extend(gen.stmt(stmt))
+    names = sorted(global_names(checked))
+    init_body: list[ast.stmt] = [ast.Global(names=names)] if names else []
+    init_body += charge(sum(header_cost(s) for s in checked.tree.body
+                            if not isinstance(s, ast.FunctionDef)))
+    init_body += init
+    args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
+                         kw_defaults=[], kwarg=None, defaults=[])
+    body.append(ast.FunctionDef(name="_init", args=args, body=init_body, decorator_list=[],
+                                returns=None, lineno=1, col_offset=0))
     module = ast.Module(body=body, type_ignores=[])
     ast.fix_missing_locations(module)
     return compile(module, FILENAME, "exec", dont_inherit=True, optimize=0)
+
+
+def global_names(checked: Checked) -> set[str]:
+    return {t.id for s in checked.tree.body if isinstance(s, ast.Assign)
+            for t in s.targets if isinstance(t, ast.Name)}
 
 
 class _Gen:
@@ -238,7 +260,7 @@ class _Gen:
             left, right = operands[i], operands[i + 1]
             if isinstance(op, (ast.Is, ast.IsNot)) or (
                 not isinstance(op, (ast.In, ast.NotIn))
-                and (isinstance(left, ast.Constant) or isinstance(right, ast.Constant))
+                and (is_constant(left) or is_constant(right))
             ):  # against a constant, a native compare costs O(size of the constant)
                 parts.append(ast.Compare(self.expr(left), [op], [self.expr(right)]))
             else:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from . import runtime as rt
 from .builtins import BUILTIN_HELPERS
-from .codegen import FILENAME, generate
+from .codegen import FILENAME, generate, global_names
 from .errors import ContractError, HostError, LimitExceeded, OutOfGas
 from .methods import METHOD_HELPERS
 from .schedule import DEFAULT_LIMITS, GAS_SCHEDULE_VERSION, VM_VERSION
@@ -88,6 +88,11 @@ class Program:
     code_hash: bytes
     functions: tuple[str, ...]
     code: CodeType = field(repr=False, compare=False)
+    global_names: tuple[str, ...] = field(repr=False, compare=False, default=())
+    # Private cache of ready namespaces (functions already defined). An execution pops
+    # one (list.pop is atomic, so concurrent or nested executions never share one),
+    # resets it and pushes it back; observable behaviour is that of a fresh namespace.
+    pool: list[dict[str, Any]] = field(repr=False, compare=False, default_factory=list)
 
 
 def _base_namespace() -> dict[str, Any]:
@@ -112,7 +117,17 @@ def compile_program(source: str) -> Program:
     checked = validate(source, DEFAULT_LIMITS)
     code = generate(checked)
     digest = hashlib.sha256(source.encode("utf-8")).digest()
-    return Program(source, digest, checked.functions, code)
+    names = tuple(sorted(global_names(checked)))
+    return Program(source, digest, checked.functions, code, names)
+
+
+def _namespace(program: Program) -> dict[str, Any]:
+    try:
+        return program.pool.pop()
+    except IndexError:
+        ns = dict(BASE_NAMESPACE)
+        exec(program.code, ns)  # only defines functions; nothing runs
+        return ns
 
 
 def _contract_line(tb: TracebackType | None) -> int:
@@ -148,11 +163,15 @@ def execute(
         return Result(Status.ERROR, None, 0, error=f"bad arguments: {exc}")
     try:
         rt.charge(m, json_size(vm_args) * ARGS_GAS_PER_BYTE)
-        ns = dict(BASE_NAMESPACE)
+        ns = _namespace(program)
         ns["_M"] = m
-        exec(program.code, ns)
+        for name in program.global_names:
+            ns.pop(name, None)
+        ns["_init"]()
         value = ns[entry](*vm_args)
         out = export_value(m, value)
+        ns["_M"] = None
+        program.pool.append(ns)
     except OutOfGas:
         return Result(Status.OUT_OF_GAS, None, gas_limit, error="out of gas")
     except LimitExceeded as exc:
@@ -168,8 +187,10 @@ def execute(
         line = _contract_line(exc.__traceback__)
         message = f"{type(exc).__name__} (line {line})"
         return Result(Status.ERROR, None, _used(m, gas_limit), error=message)
+    if m.writes is None and m.events is None:
+        return Result(Status.OK, out, _used(m, gas_limit))
     effects = Effects(
-        tuple(sorted(m.writes.items())),
-        tuple(Event(name, payload) for name, payload in m.events),
+        tuple(sorted((m.writes or {}).items())),
+        tuple(Event(name, payload) for name, payload in m.events or ()),
     )
     return Result(Status.OK, out, _used(m, gas_limit), effects)

@@ -33,8 +33,8 @@ class Meter:
         self.alloc = 0
         self.depth = 0
         self.host = host
-        self.writes: dict[str, Any] = {}
-        self.events: list[tuple[str, Any]] = []
+        self.writes: dict[str, Any] | None = None  # created on first use
+        self.events: list[tuple[str, Any]] | None = None
 
 
 def oog(m: Meter) -> NoReturn:
@@ -129,6 +129,11 @@ def add(m: Meter, a: Any, b: Any) -> Any:
 
 def iadd(m: Meter, a: Any, b: Any) -> Any:
     """`a += b`: in place for lists (as CPython), otherwise as `a + b`."""
+    if type(a) is int and type(b) is int:
+        r = a + b
+        if -IMAX < r < IMAX:
+            return r
+        raise LimitExceeded("int_bits", r.bit_length())
     if type(a) is list and type(b) is list:
         build(m, list, len(a) + len(b))
         a.extend(b)
@@ -137,6 +142,11 @@ def iadd(m: Meter, a: Any, b: Any) -> Any:
 
 
 def sub(m: Meter, a: Any, b: Any) -> Any:
+    if type(a) is int and type(b) is int:
+        r = a - b
+        if -IMAX < r < IMAX:
+            return r
+        raise LimitExceeded("int_bits", r.bit_length())
     if isinstance(a, int) and isinstance(b, int):
         r = a - b
         if -IMAX < r < IMAX:

@@ -1,0 +1,1 @@
+"""Benchmarks (programs, not tests): run with `python -m bench.<name>`."""
