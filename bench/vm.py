@@ -101,8 +101,10 @@ def main() -> None:
     print(f"  gas per call: {gas}")
     print(f"  native CPython: {nat_m:12,.0f} calls/s (median of {len(rounds)})")
     print(f"  metered VM:     {vm_m:12,.0f} calls/s (median of {len(rounds)})")
-    print(f"  slowdown VM/native: median {statistics.median(ratios):.2f}x "
-          f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x; target < 20x)")
+    print(
+        f"  slowdown VM/native: median {statistics.median(ratios):.2f}x "
+        f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x; target < 20x)"
+    )
 
 
 if __name__ == "__main__":

@@ -29,12 +29,22 @@ from .validator import BUILTINS, Checked
 S = DEFAULT_SCHEDULE
 FILENAME = "<contract>"
 _BINOP_HELPER = {
-    ast.Add: "_add", ast.Sub: "_sub", ast.Mult: "_mul", ast.FloorDiv: "_fdiv",
-    ast.Mod: "_mod", ast.Pow: "_pow",
+    ast.Add: "_add",
+    ast.Sub: "_sub",
+    ast.Mult: "_mul",
+    ast.FloorDiv: "_fdiv",
+    ast.Mod: "_mod",
+    ast.Pow: "_pow",
 }
 _CMP_HELPER = {
-    ast.Eq: "_eq", ast.NotEq: "_ne", ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt",
-    ast.GtE: "_ge", ast.In: "_in", ast.NotIn: "_nin",
+    ast.Eq: "_eq",
+    ast.NotEq: "_ne",
+    ast.Lt: "_lt",
+    ast.LtE: "_le",
+    ast.Gt: "_gt",
+    ast.GtE: "_ge",
+    ast.In: "_in",
+    ast.NotIn: "_nin",
 }
 
 
@@ -75,7 +85,8 @@ def charge(cost: int) -> list[ast.stmt]:
     gas = ast.Attribute(value=name("_M"), attr="gas", ctx=ast.Store())
     test = ast.Compare(
         left=ast.Attribute(value=name("_M"), attr="gas", ctx=ast.Load()),
-        ops=[ast.Lt()], comparators=[ast.Constant(0)],
+        ops=[ast.Lt()],
+        comparators=[ast.Constant(0)],
     )
     oog = ast.Expr(ast.Call(func=name("_oog"), args=[name("_M")], keywords=[]))
     return [
@@ -97,21 +108,37 @@ def generate(checked: Checked) -> CodeType:
             init.extend(gen.stmt(stmt))
     names = sorted(global_names(checked))
     init_body: list[ast.stmt] = [ast.Global(names=names)] if names else []
-    init_body += charge(sum(header_cost(s) for s in checked.tree.body
-                            if not isinstance(s, ast.FunctionDef)))
+    init_body += charge(
+        sum(header_cost(s) for s in checked.tree.body if not isinstance(s, ast.FunctionDef))
+    )
     init_body += init
-    args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
-                         kw_defaults=[], kwarg=None, defaults=[])
-    body.append(ast.FunctionDef(name="_init", args=args, body=init_body, decorator_list=[],
-                                returns=None, lineno=1, col_offset=0))
+    args = ast.arguments(
+        posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]
+    )
+    body.append(
+        ast.FunctionDef(
+            name="_init",
+            args=args,
+            body=init_body,
+            decorator_list=[],
+            returns=None,
+            lineno=1,
+            col_offset=0,
+        )
+    )
     module = ast.Module(body=body, type_ignores=[])
     ast.fix_missing_locations(module)
     return compile(module, FILENAME, "exec", dont_inherit=True, optimize=0)
 
 
 def global_names(checked: Checked) -> set[str]:
-    return {t.id for s in checked.tree.body if isinstance(s, ast.Assign)
-            for t in s.targets if isinstance(t, ast.Name)}
+    return {
+        t.id
+        for s in checked.tree.body
+        if isinstance(s, ast.Assign)
+        for t in s.targets
+        if isinstance(t, ast.Name)
+    }
 
 
 class _Gen:
@@ -126,11 +153,17 @@ class _Gen:
         body = [s2 for s in fn.body for s2 in self.stmt(s)] or [ast.Pass()]
         guarded = ast.Try(body=body, handlers=[], orelse=[], finalbody=[leave])
         args = ast.arguments(
-            posonlyargs=[], args=[ast.arg(arg=a.arg) for a in fn.args.args], vararg=None,
-            kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[],
+            posonlyargs=[],
+            args=[ast.arg(arg=a.arg) for a in fn.args.args],
+            vararg=None,
+            kwonlyargs=[],
+            kw_defaults=[],
+            kwarg=None,
+            defaults=[],
         )
-        new = ast.FunctionDef(name=fn.name, args=args, body=[enter, guarded],
-                              decorator_list=[], returns=None)
+        new = ast.FunctionDef(
+            name=fn.name, args=args, body=[enter, guarded], decorator_list=[], returns=None
+        )
         return ast.copy_location(new, fn)
 
     def block(self, stmts: list[ast.stmt], extra: int = 0) -> list[ast.stmt]:
@@ -155,16 +188,22 @@ class _Gen:
                 out: list[ast.stmt] = [ast.Assign([self.store("_v")], self.expr(value))]
                 for t in targets:
                     if isinstance(t, ast.Subscript):
-                        out.append(ast.Expr(call("_setitem", self.expr(t.value),
-                                                 self.expr(t.slice), name("_v"))))
+                        out.append(
+                            ast.Expr(
+                                call("_setitem", self.expr(t.value), self.expr(t.slice), name("_v"))
+                            )
+                        )
                     else:
                         out.append(ast.Assign(targets=[t], value=name("_v")))
                 return out
             case ast.AugAssign(target=target, op=op, value=value):
                 helper = "_iadd" if isinstance(op, ast.Add) else _BINOP_HELPER[type(op)]
                 if isinstance(target, ast.Name):
-                    return [ast.Assign([self.store(target.id)],
-                                       call(helper, name(target.id), self.expr(value)))]
+                    return [
+                        ast.Assign(
+                            [self.store(target.id)], call(helper, name(target.id), self.expr(value))
+                        )
+                    ]
                 assert isinstance(target, ast.Subscript)
                 cur = ast.Subscript(value=name("_t1"), slice=name("_t2"), ctx=ast.Load())
                 dst = ast.Subscript(value=name("_t1"), slice=name("_t2"), ctx=ast.Store())
@@ -175,15 +214,22 @@ class _Gen:
                 ]
             case ast.For(target=target, iter=it, body=body):
                 extra = S.node + static_cost(target)
-                return [ast.For(target=target, iter=self.expr(it),
-                                body=self.block(body, extra), orelse=[])]
+                return [
+                    ast.For(
+                        target=target, iter=self.expr(it), body=self.block(body, extra), orelse=[]
+                    )
+                ]
             case ast.While(test=test, body=body):
                 extra = S.node + static_cost(test)
-                return [ast.While(test=self.expr(test), body=self.block(body, extra),
-                                  orelse=[])]
+                return [ast.While(test=self.expr(test), body=self.block(body, extra), orelse=[])]
             case ast.If(test=test, body=body, orelse=orelse):
-                return [ast.If(test=self.expr(test), body=self.block(body),
-                               orelse=self.block(orelse) if orelse else [])]
+                return [
+                    ast.If(
+                        test=self.expr(test),
+                        body=self.block(body),
+                        orelse=self.block(orelse) if orelse else [],
+                    )
+                ]
             case ast.Expr(value=ast.Constant()):
                 return []
             case ast.Expr(value=value):
@@ -216,16 +262,21 @@ class _Gen:
                 lst = ast.List(elts=[self.expr(x) for x in elts], ctx=ast.Load())
                 return call("_new", lst)
             case ast.Dict(keys=keys, values=values):
-                d = ast.Dict(keys=[self.key(k) for k in keys if k is not None],
-                             values=[self.expr(v) for v in values])
+                d = ast.Dict(
+                    keys=[self.key(k) for k in keys if k is not None],
+                    values=[self.expr(v) for v in values],
+                )
                 return call("_new", d)
             case ast.ListComp(elt=elt, generators=gens):
                 comp = ast.ListComp(elt=self.expr(elt), generators=self.gens(gens, elt))
                 return call("_clen", comp)
             case ast.DictComp(key=k, value=v, generators=gens):
                 both = ast.Tuple(elts=[k, v], ctx=ast.Load())
-                dcomp = ast.DictComp(key=call("_key", self.expr(k)), value=self.expr(v),
-                                     generators=self.gens(gens, both))
+                dcomp = ast.DictComp(
+                    key=call("_key", self.expr(k)),
+                    value=self.expr(v),
+                    generators=self.gens(gens, both),
+                )
                 return call("_clen", dcomp)
             case ast.Subscript(value=value, slice=ast.Slice(lower=lo, upper=hi, step=st)):
                 parts = [ast.Constant(None) if p is None else self.expr(p) for p in (lo, hi, st)]
@@ -274,6 +325,7 @@ class _Gen:
             if i == len(gens) - 1:
                 cost += static_cost(elt)
             ifs = [call("_tick", ast.Constant(cost)), *(self.expr(c) for c in g.ifs)]
-            out.append(ast.comprehension(target=g.target, iter=self.expr(g.iter), ifs=ifs,
-                                         is_async=0))
+            out.append(
+                ast.comprehension(target=g.target, iter=self.expr(g.iter), ifs=ifs, is_async=0)
+            )
         return out

@@ -98,11 +98,29 @@ class Program:
 def _base_namespace() -> dict[str, Any]:
     ns: dict[str, Any] = {"__builtins__": {}}
     ns.update(
-        _oog=rt.oog, _enter=rt.enter, _add=rt.add, _iadd=rt.iadd, _sub=rt.sub, _mul=rt.mul,
-        _fdiv=rt.floordiv, _mod=rt.mod, _pow=rt.power, _eq=rt.eq, _ne=rt.ne, _lt=rt.lt,
-        _le=rt.le, _gt=rt.gt, _ge=rt.ge, _in=rt.contains, _nin=rt.not_contains,
-        _key=rt.key, _setitem=rt.setitem, _slice=rt.getslice, _new=rt.new,
-        _tick=rt.tick, _clen=rt.checked_len,
+        _oog=rt.oog,
+        _enter=rt.enter,
+        _add=rt.add,
+        _iadd=rt.iadd,
+        _sub=rt.sub,
+        _mul=rt.mul,
+        _fdiv=rt.floordiv,
+        _mod=rt.mod,
+        _pow=rt.power,
+        _eq=rt.eq,
+        _ne=rt.ne,
+        _lt=rt.lt,
+        _le=rt.le,
+        _gt=rt.gt,
+        _ge=rt.ge,
+        _in=rt.contains,
+        _nin=rt.not_contains,
+        _key=rt.key,
+        _setitem=rt.setitem,
+        _slice=rt.getslice,
+        _new=rt.new,
+        _tick=rt.tick,
+        _clen=rt.checked_len,
     )
     ns.update({"_b_" + k: v for k, v in BUILTIN_HELPERS.items()})
     ns.update({"_m_" + k: v for k, v in METHOD_HELPERS.items()})
@@ -182,8 +200,7 @@ def execute(
     except ContractError as exc:
         line = _contract_line(exc.__traceback__)
         return Result(Status.ERROR, None, _used(m, gas_limit), error=f"{exc.message} (line {line})")
-    except (ArithmeticError, LookupError, TypeError, ValueError, NameError,
-            RuntimeError) as exc:
+    except (ArithmeticError, LookupError, TypeError, ValueError, NameError, RuntimeError) as exc:
         line = _contract_line(exc.__traceback__)
         message = f"{type(exc).__name__} (line {line})"
         return Result(Status.ERROR, None, _used(m, gas_limit), error=message)

@@ -30,7 +30,13 @@ class FakeHost:
             self.storage[k] = v
 
 
-def run(source: str, entry: str, *args: Any, gas: int = 1_000_000,
-        host: FakeHost | None = None, **params: Any) -> Result:
+def run(
+    source: str,
+    entry: str,
+    *args: Any,
+    gas: int = 1_000_000,
+    host: FakeHost | None = None,
+    **params: Any,
+) -> Result:
     h = host if host is not None else FakeHost(params=params)
     return execute(compile(source), entry, list(args), gas, h)

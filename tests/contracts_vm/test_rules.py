@@ -30,8 +30,9 @@ def test_every_rule_compiles() -> None:
     ("sales", "sublicensing", "expected_cents"),
     [(120_000, 45_000, 7_740), (155_000, 22_500, 8_145), (70_000, 40_000, 5_230)],
 )
-def test_accord_ip_payment_reference_figures(sales: int, sublicensing: int,
-                                             expected_cents: int) -> None:
+def test_accord_ip_payment_reference_figures(
+    sales: int, sublicensing: int, expected_cents: int
+) -> None:
     host = FakeHost(params={"rate_bp": 450, "sublicense_rate_bp": 520})
     assert ok("percent_of_net_sales", "royalty", sales, sublicensing, host=host) == expected_cents
 
@@ -59,8 +60,13 @@ def test_tiers_apply_to_year_to_date_volume_across_periods() -> None:
 def test_annual_cap_reached_mid_period_bills_only_up_to_the_cap() -> None:
     host = FakeHost(params=MPEG_LA)
     billed_before = 499_000_000
-    result = execute(compile(RULES["tiered_with_cap"]), "royalty",
-                     [20_000_000, 30_000_000, billed_before], 1_000_000, host)
+    result = execute(
+        compile(RULES["tiered_with_cap"]),
+        "royalty",
+        [20_000_000, 30_000_000, billed_before],
+        1_000_000,
+        host,
+    )
     assert result.status is Status.OK
     assert result.value == 1_000_000  # 2M USD earned, only 10,000.00 USD left under the cap
     assert [e.name for e in result.effects.events] == ["annual_cap_reached"]
@@ -90,8 +96,13 @@ def test_late_payment_interest_reference_figure() -> None:
 
 
 def test_avanci_vehicle_early_bird_and_standard_fee() -> None:
-    params = {"early_bird_deadline_day": 19_000, "early_bird_fee": 2_900,
-              "standard_fee": 3_200, "licence_start_day": 18_000, "grace_days": 90}
+    params = {
+        "early_bird_deadline_day": 19_000,
+        "early_bird_fee": 2_900,
+        "standard_fee": 3_200,
+        "licence_start_day": 18_000,
+        "grace_days": 90,
+    }
     host = FakeHost(params=params)
     assert ok("time_dependent", "royalty", 10, 18_999, 19_500, host=host) == 29_000
     assert ok("time_dependent", "royalty", 10, 19_000, 19_500, host=host) == 32_000
@@ -102,8 +113,12 @@ def test_avanci_vehicle_early_bird_and_standard_fee() -> None:
 def test_avanci_smart_meter_once_per_lifetime() -> None:
     host = FakeHost(params={"fee_per_device": 300, "upfront_fee": 1_000_000})
     first = ok("one_time_device_fee", "royalty", ["m1", "m2", "m2"], host=host)
-    assert first == {"devices_billed": 2, "device_fees": 600, "upfront": 1_000_000,
-                     "total": 1_000_600}
+    assert first == {
+        "devices_billed": 2,
+        "device_fees": 600,
+        "upfront": 1_000_000,
+        "total": 1_000_600,
+    }
     second = ok("one_time_device_fee", "royalty", ["m2", "m3"], host=host)
     assert second == {"devices_billed": 1, "device_fees": 300, "upfront": 0, "total": 300}
 
@@ -151,4 +166,6 @@ def test_pool_apportionment_remainder_goes_to_largest_remainders() -> None:
 def test_sublicence_pass_through() -> None:
     host = FakeHost(params={"pass_through_bp": 3_333})
     assert ok("sublicence_pass_through", "pass_through", 1_000, host=host) == {
-        "upstream": 333, "retained": 667}
+        "upstream": 333,
+        "retained": 667,
+    }

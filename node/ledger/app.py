@@ -1,0 +1,146 @@
+"""The licensing ledger's block executor: transactions in, receipts and state changes out.
+
+Rules kept here (CometBFT ABCI style: consensus orders bytes, the app validates and
+executes them):
+- A block is executed in order against an overlay of the committed state; the result is
+  its receipts, the state changes and the new state accumulator. Nothing is written
+  until the shell commits the result, so executing a proposal to judge it is free.
+- Envelope checks (chain id, signature) make a transaction unfit for any block: a block
+  containing one is invalid (`BlockInvalid`). Everything else is a receipt; a rejected
+  transaction changes nothing at all.
+- Member transactions carry nonce = last executed nonce + 1 and the nonce advances only
+  when the transaction executes, so a signed request executes at most once (a rejected
+  one may be included again and judged again). Device usage reports carry the device's
+  sequence number instead (checked by the usage handler).
+- After the transactions, time-driven work runs: due period closes, due settlements and
+  governance changes whose height has come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node.ledger import codec, devices, governance, licensing, money, periods
+from node.ledger.block import Event, Receipt, receipt_root, tx_root
+from node.ledger.certificate import ValidatorSet
+from node.ledger.context import BlockInfo, Ctx, Reject, ScanOverlay, ScanReader
+from node.ledger.errors import LedgerError
+from node.ledger.genesis import K_VALIDATORS
+from node.ledger.model import Member, k_member, k_nonce
+from node.ledger.state import StateAccumulator
+from node.ledger.tx import Transaction
+from node.ledger.usage import TX_USAGE_REPORT
+
+Handler = Callable[[Ctx, dict[str, Any]], None]
+MAX_DETAIL = 1024
+
+
+class BlockInvalid(LedgerError):
+    """A proposed block that no honest validator may accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    receipts: tuple[Receipt, ...]
+    changes: dict[bytes, tuple[bytes | None, bytes | None]]
+    accumulator: StateAccumulator
+    tx_root: bytes
+    receipt_root: bytes
+    validator_set: ValidatorSet  # in force after this block
+
+    @property
+    def state_digest(self) -> bytes:
+        return self.accumulator.digest()
+
+
+HANDLERS: dict[str, Handler] = {
+    **governance.HANDLERS,
+    **licensing.HANDLERS,
+    **devices.HANDLERS,
+    **money.HANDLERS,
+}
+
+
+def _verify(tx: Transaction) -> bool:
+    return tx.signature_valid()
+
+
+def execute_block(
+    base: ScanReader,
+    accumulator: StateAccumulator,
+    block: BlockInfo,
+    txs: Sequence[Transaction],
+    signature_ok: Callable[[Transaction], bool] = _verify,
+) -> BlockResult:
+    """Execute `txs` at `block` on top of `base`; raises BlockInvalid for an unfit block."""
+    table = HANDLERS
+    overlay = ScanOverlay(base)
+    receipts = []
+    for tx in txs:
+        if tx.chain_id != block.chain_id:
+            raise BlockInvalid("chain_id", f"transaction {tx.tx_id.hex()} is for {tx.chain_id}")
+        if not signature_ok(tx):
+            raise BlockInvalid("bad_signature", f"transaction {tx.tx_id.hex()}")
+        receipts.append(apply_tx(overlay, block, tx, table))
+    periods.end_of_block(Ctx(overlay, block, b""))
+    changes = overlay.changes()
+    validators = ValidatorSet.decode(_must_get(overlay, K_VALIDATORS))
+    return BlockResult(
+        receipts=tuple(receipts),
+        changes=changes,
+        accumulator=accumulator.apply(changes),
+        tx_root=tx_root(txs),
+        receipt_root=receipt_root(receipts),
+        validator_set=validators,
+    )
+
+
+def _must_get(overlay: ScanOverlay, key: bytes) -> bytes:
+    value = overlay.get(key)
+    if value is None:
+        raise LedgerError("no_genesis", "state has no validator set; was genesis applied?")
+    return value
+
+
+def apply_tx(
+    overlay: ScanOverlay, block: BlockInfo, tx: Transaction, table: dict[str, Handler]
+) -> Receipt:
+    """Run one transaction; a rejection discards its writes (but not its nonce bump)."""
+    tx_id = tx.tx_id
+    handler = table.get(tx.tx_type)
+    if handler is None:
+        return _rejected(tx_id, "unknown_tx_type", tx.tx_type)
+    child = overlay.child()
+    ctx = Ctx(child, block, tx.signer, tx_id=tx_id, nonce=tx.nonce)
+    try:
+        if tx.tx_type != TX_USAGE_REPORT:
+            _check_member_nonce(ctx)
+        handler(ctx, tx.body)
+    except Reject as exc:
+        return _rejected(tx_id, exc.code, exc.detail)
+    except LedgerError as exc:  # malformed body: schema, codec, signature inside the body
+        return _rejected(tx_id, exc.code, exc.detail)
+    child.merge_into_parent()
+    events = tuple(Event(kind, _plain(attrs)) for kind, attrs in ctx.events)
+    return Receipt(tx_id, True, "ok", "", events)
+
+
+def _check_member_nonce(ctx: Ctx) -> None:
+    if ctx.get(k_member(ctx.signer), Member) is None:
+        raise Reject("not_a_member", "signer is not a consortium member")
+    expected = (ctx.get_value(k_nonce(ctx.signer)) or 0) + 1
+    if ctx.nonce != expected:
+        code = "replay" if ctx.nonce < expected else "bad_nonce"
+        raise Reject(code, f"nonce {ctx.nonce}, expected {expected}")
+    ctx.put_value(k_nonce(ctx.signer), ctx.nonce)
+
+
+def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = codec.decode(codec.encode(attrs))
+    return value
+
+
+def _rejected(tx_id: bytes, code: str, detail: str) -> Receipt:
+    return Receipt(tx_id, False, code[:64], detail[:MAX_DETAIL], ())

@@ -1,0 +1,76 @@
+"""Deterministic UTC calendar on day numbers and milliseconds (no datetime, no clock).
+
+Rule kept here: every replica maps a block timestamp to the same reporting period.
+Day numbers count days since 1970-01-01 (the proleptic Gregorian calendar), converted with
+Howard Hinnant's `days_from_civil` / `civil_from_days` algorithms. Periods are calendar
+months, quarters or years in UTC, identified as "2026-03", "2026-Q1" or "2026".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MS_PER_DAY = 86_400_000
+PERIOD_KINDS = ("month", "quarter", "year")
+
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    y = year - (month <= 2)
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    mp = (month + 9) % 12
+    doy = (153 * mp + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    z = days + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def ms_of_date(year: int, month: int, day: int) -> int:
+    return days_from_civil(year, month, day) * MS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A reporting period [start_ms, end_ms) and the contract year it belongs to."""
+
+    kind: str
+    period_id: str
+    year: int
+    start_ms: int
+    end_ms: int
+
+    @property
+    def is_year_end(self) -> bool:
+        _, month, _ = civil_from_days(self.end_ms // MS_PER_DAY)
+        return month == 1
+
+
+def period_of(kind: str, ms: int) -> Period:
+    """The calendar period of `kind` that contains the instant `ms`."""
+    year, month, _ = civil_from_days(ms // MS_PER_DAY)
+    if kind == "month":
+        first, months, label = month, 1, f"{year:04d}-{month:02d}"
+    elif kind == "quarter":
+        q = (month - 1) // 3
+        first, months, label = 3 * q + 1, 3, f"{year:04d}-Q{q + 1}"
+    elif kind == "year":
+        first, months, label = 1, 12, f"{year:04d}"
+    else:
+        raise ValueError(f"unknown period kind {kind!r}")
+    end_year, end_month = year + (first - 1 + months) // 12, (first - 1 + months) % 12 + 1
+    return Period(kind, label, year, ms_of_date(year, first, 1), ms_of_date(end_year, end_month, 1))
+
+
+def next_period(period: Period) -> Period:
+    return period_of(period.kind, period.end_ms)

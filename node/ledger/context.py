@@ -1,0 +1,98 @@
+"""The execution context a transaction handler runs in, and the typed rejection.
+
+Rule kept here: a handler reads and writes state only through its `Ctx` (an overlay over
+the committed state), and signals a rejection by raising `Reject`; the block executor then
+discards everything the handler wrote. Events are collected per transaction for its
+receipt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from node.ledger import codec
+from node.ledger.errors import LedgerError
+from node.ledger.records import Record
+from node.ledger.state import Overlay
+
+R = TypeVar("R", bound=Record)
+
+
+class Reject(LedgerError):
+    """A transaction the ledger refuses; its receipt carries `code` and `detail`."""
+
+
+class ScanReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlockInfo:
+    chain_id: str
+    height: int
+    time_ms: int
+
+
+class ScanOverlay(Overlay):
+    """An overlay that can also list keys by prefix (committed keys merged with writes)."""
+
+    __slots__ = ()
+
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        base = self._base
+        merged: dict[bytes, bytes | None] = {}
+        if hasattr(base, "scan_state"):
+            merged.update(base.scan_state(prefix))
+        merged.update((k, v) for k, v in self._writes.items() if k.startswith(prefix))
+        for key in sorted(merged):
+            value = merged[key]
+            if value is not None:
+                yield key, value
+
+    def child(self) -> ScanOverlay:
+        return ScanOverlay(self)
+
+
+@dataclass(slots=True)
+class Ctx:
+    """Handler context: state overlay, block info, the signer, and collected events."""
+
+    state: ScanOverlay
+    block: BlockInfo
+    signer: bytes
+    tx_id: bytes = b""
+    nonce: int = 0
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def get(self, key: bytes, cls: type[R]) -> R | None:
+        raw = self.state.get(key)
+        return None if raw is None else cls.decode(raw)
+
+    def must(self, key: bytes, cls: type[R], code: str, detail: str) -> R:
+        found = self.get(key, cls)
+        if found is None:
+            raise Reject(code, detail)
+        return found
+
+    def put(self, key: bytes, record: Record) -> None:
+        self.state.put(key, record.encode())
+
+    def get_value(self, key: bytes) -> Any:
+        raw = self.state.get(key)
+        return None if raw is None else codec.decode(raw)
+
+    def put_value(self, key: bytes, value: Any) -> None:
+        self.state.put(key, codec.encode(value))
+
+    def delete(self, key: bytes) -> None:
+        self.state.delete(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self.state.scan_state(prefix)
+
+    def emit(self, kind: str, **attrs: Any) -> None:
+        self.events.append((kind, attrs))

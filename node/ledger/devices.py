@@ -1,0 +1,215 @@
+"""Devices and their usage: enrolment, revocation, transfer, and usage accrual.
+
+Rules kept here:
+- A device is enrolled by its owning licensee together with the device's proof of
+  possession of its key (a signature over [device key, licensee key] with the
+  possession domain), so nobody enrols a key they do not control or for someone else.
+- A usage report's sequence number must exceed the device's last one; a report at or
+  below it is a replay and changes nothing. A gap, a wrong previous hash and a register
+  that went backwards are accepted but counted as anomalies (events say which).
+- Usage is billed from register DELTAS, under every licence the bill of IP maps the SKU
+  to, in the period that contains the block time (never a closed period). Usage that no
+  active licence covers (wrong territory, expired, terminated, unmapped SKU) is recorded
+  as unlicensed use and never billed at a licensed rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from node.ledger import crypto
+from node.ledger.calendar import period_of
+from node.ledger.context import Ctx, Reject
+from node.ledger.model import (
+    Accrual,
+    Device,
+    Licence,
+    Member,
+    k_accrual,
+    k_accrual_leaf,
+    k_bom,
+    k_device,
+    k_licence,
+    k_member,
+    k_unlicensed,
+    require_id,
+    require_key,
+)
+from node.ledger.records import Record, require_bytes
+from node.ledger.usage import GENESIS_PREV, TX_USAGE_REPORT, UsageReport
+
+
+def possession_value(device: bytes, licensee: bytes) -> list[bytes]:
+    return [device, licensee]
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolBody(Record):
+    device: bytes
+    sku: str
+    proof: bytes
+
+    def __post_init__(self) -> None:
+        require_key(self.device, "device")
+        require_id(self.sku, "sku")
+        require_bytes(self.proof, crypto.SIGNATURE_BYTES, "proof")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBody(Record):
+    device: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransferBody(Record):
+    device: bytes
+    new_licensee: bytes
+
+
+def _licensee(ctx: Ctx, key: bytes) -> Member:
+    member = ctx.get(k_member(key), Member)
+    if member is None or "licensee" not in member.roles:
+        raise Reject("not_a_licensee", "the owner must be a member with the licensee role")
+    return member
+
+
+def enrol(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = EnrolBody.from_value(body)
+    _licensee(ctx, ctx.signer)
+    if ctx.get(k_device(b.device), Device) is not None:
+        raise Reject("already_enrolled", b.device.hex())
+    value = possession_value(b.device, ctx.signer)
+    if not crypto.verify(b.device, b.proof, crypto.DOMAIN_POSSESSION, ctx.block.chain_id, value):
+        raise Reject("bad_proof", "device proof of possession does not verify")
+    ctx.put(k_device(b.device), Device(b.device, ctx.signer, b.sku, False, 0, GENESIS_PREV, {}, 0))
+    ctx.emit("device_enrolled", device=b.device, licensee=ctx.signer, sku=b.sku)
+
+
+def _owned(ctx: Ctx, device: bytes) -> Device:
+    dev = ctx.must(k_device(device), Device, "unknown_device", device.hex())
+    if dev.licensee != ctx.signer:
+        raise Reject("not_owner", "only the owning licensee may do this")
+    return dev
+
+
+def revoke(ctx: Ctx, body: dict[str, Any]) -> None:
+    dev = _owned(ctx, DeviceBody.from_value(body).device)
+    ctx.put(k_device(dev.device), replace(dev, revoked=True))
+    ctx.emit("device_revoked", device=dev.device)
+
+
+def transfer(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = TransferBody.from_value(body)
+    dev = _owned(ctx, b.device)
+    _licensee(ctx, b.new_licensee)
+    ctx.put(k_device(dev.device), replace(dev, licensee=b.new_licensee))
+    ctx.emit("device_transferred", device=dev.device, to=b.new_licensee)
+
+
+def report(ctx: Ctx, body: dict[str, Any]) -> None:
+    r = UsageReport.from_value(body, TX_USAGE_REPORT)
+    dev = ctx.must(k_device(ctx.signer), Device, "unknown_device", ctx.signer.hex())
+    if dev.revoked:
+        raise Reject("revoked_device", ctx.signer.hex())
+    seq = ctx.nonce
+    if seq <= dev.last_seq:
+        raise Reject("replay", f"sequence {seq} already reported (last {dev.last_seq})")
+    if r.sku != dev.sku:
+        raise Reject("wrong_sku", f"device is enrolled for {dev.sku}")
+    anomalies = []
+    if seq > dev.last_seq + 1:
+        anomalies.append(("gap", seq - dev.last_seq - 1))
+    elif r.prev_hash != dev.last_hash:
+        anomalies.append(("prev_hash_mismatch", seq))
+    deltas: dict[str, int] = {}
+    for metric, value in sorted(r.registers.items()):
+        last = dev.registers.get(metric, 0)
+        if value < last:
+            anomalies.append(("register_rollback", last - value))
+        else:
+            deltas[metric] = value - last
+    for kind, amount in anomalies:
+        ctx.emit("usage_anomaly", device=dev.device, anomaly=kind, amount=amount)
+    registers = {**dev.registers, **r.registers}
+    ctx.put(
+        k_device(dev.device),
+        replace(
+            dev,
+            last_seq=seq,
+            last_hash=ctx.tx_id,
+            registers=registers,
+            anomalies=dev.anomalies + len(anomalies),
+        ),
+    )
+    if any(deltas.values()):
+        _accrue(ctx, dev, r, {m: q for m, q in deltas.items() if q})
+
+
+def _covering_licences(ctx: Ctx, dev: Device, territory: str) -> list[Licence]:
+    ids = ctx.get_value(k_bom(dev.licensee, dev.sku)) or []
+    out = []
+    for licence_id in ids:
+        lic = ctx.get(k_licence(licence_id), Licence)
+        if lic is None or lic.status != "active":
+            continue
+        now = ctx.block.time_ms
+        terms = lic.terms_at(now)
+        if (
+            terms.licensee == dev.licensee
+            and terms.start_ms <= now < terms.end_ms
+            and (lic.terminated_ms == 0 or now < lic.terminated_ms)
+            and dev.sku in terms.skus
+            and (not terms.territories or territory in terms.territories)
+        ):
+            out.append(lic)
+    return out
+
+
+def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> None:
+    licences = _covering_licences(ctx, dev, r.territory)
+    if not licences:
+        month = period_of("month", ctx.block.time_ms).period_id
+        key = k_unlicensed(dev.licensee, dev.sku, month)
+        totals = ctx.get_value(key) or {}
+        for metric, qty in deltas.items():
+            totals[metric] = totals.get(metric, 0) + qty
+        ctx.put_value(key, totals)
+        ctx.emit(
+            "unlicensed_use",
+            device=dev.device,
+            sku=dev.sku,
+            territory=r.territory,
+            quantities=deltas,
+        )
+        return
+    for lic in licences:
+        period = period_of(lic.current.period, ctx.block.time_ms)
+        key = k_accrual(lic.licence_id, period.period_id)
+        acc = ctx.get(key, Accrual) or Accrual({}, 0)
+        quantities = {t: dict(m) for t, m in acc.quantities.items()}
+        bucket = quantities.setdefault(r.territory, {})
+        for metric, qty in deltas.items():
+            bucket[metric] = bucket.get(metric, 0) + qty
+        ctx.put(k_accrual_leaf(lic.licence_id, period.period_id, acc.records), _Leaf(ctx.tx_id))
+        ctx.put(key, Accrual(quantities, acc.records + 1))
+        ctx.emit(
+            "accrued",
+            licence_id=lic.licence_id,
+            period_id=period.period_id,
+            territory=r.territory,
+            quantities=deltas,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf(Record):
+    tx_id: bytes
+
+
+HANDLERS = {
+    "device.enrol": enrol,
+    "device.revoke": revoke,
+    "device.transfer": transfer,
+    TX_USAGE_REPORT: report,
+}

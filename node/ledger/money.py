@@ -1,0 +1,355 @@
+"""Settlement accounts, payments, late interest, pool apportionment and disputes.
+
+Rules kept here:
+- Money is integer minor units per currency. It enters only by a deposit the member
+  signs AND a member with the `bank` role acknowledges (the external transfer arrived),
+  and leaves only by a withdrawal the owner signs. In between it only moves, so the sum
+  of all balances in a currency equals deposits minus withdrawals (`totals/<ccy>`).
+- No account goes negative: a payment moves at most what the payer holds; the rest stays
+  outstanding and accrues late interest on the unpaid principal at the licence's rate,
+  actual/365 per whole day, rounded half-even. A payment settles interest first.
+- A payment to a pool is apportioned among the pool's licensors by weight with the
+  largest-remainder method, so the shares sum exactly to the payment. A sublicence's
+  pass-through share goes to the upstream licence's licensor (or pool) first.
+- Disputed lines are frozen (not payable) until both parties sign the same resolution,
+  which appends an adjustment line; history is never rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from contracts_vm import allocate, mul_div
+from node.ledger.calendar import MS_PER_DAY
+from node.ledger.context import Ctx, Reject
+from node.ledger.model import (
+    BPS,
+    CURRENCY_RE,
+    Account,
+    Licence,
+    LicenceTerms,
+    LineItem,
+    Member,
+    Statement,
+    k_account,
+    k_deposit,
+    k_dispute,
+    k_licence,
+    k_member,
+    k_overdue,
+    k_statement,
+    k_totals,
+    require_amount,
+    require_id,
+)
+from node.ledger.records import Record, require, require_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DepositBody(Record):
+    deposit_id: str
+    currency: str
+    amount: int
+    reference: str
+
+    def __post_init__(self) -> None:
+        require_id(self.deposit_id, "deposit_id")
+        require(bool(CURRENCY_RE.match(self.currency)), "currency")
+        require_amount(self.amount, "amount")
+        require(self.amount > 0 and len(self.reference) <= 128, "amount > 0, short reference")
+
+
+@dataclass(frozen=True, slots=True)
+class AckBody(Record):
+    deposit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawBody(Record):
+    currency: str
+    amount: int
+
+    def __post_init__(self) -> None:
+        require(bool(CURRENCY_RE.match(self.currency)), "currency")
+        require_amount(self.amount, "amount")
+        require(self.amount > 0, "amount > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class PayBody(Record):
+    licence_id: str
+    period_id: str
+    amount: int
+
+    def __post_init__(self) -> None:
+        require_amount(self.amount, "amount")
+        require(self.amount > 0, "amount > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeBody(Record):
+    licence_id: str
+    period_id: str
+    line: int
+    evidence_hash: bytes
+
+    def __post_init__(self) -> None:
+        require_bytes(self.evidence_hash, 32, "evidence_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveBody(Record):
+    licence_id: str
+    period_id: str
+    line: int
+    amount: int  # the agreed amount for the disputed line
+
+
+# -- balances ----------------------------------------------------------------------------
+
+
+def balance(ctx: Ctx, member: bytes, currency: str) -> int:
+    acct = ctx.get(k_account(member, currency), Account)
+    return acct.balance if acct else 0
+
+
+def _set_balance(ctx: Ctx, member: bytes, currency: str, amount: int) -> None:
+    ctx.put(k_account(member, currency), Account(amount))
+
+
+def transfer(ctx: Ctx, payer: bytes, payee: bytes, currency: str, amount: int, why: str) -> None:
+    have = balance(ctx, payer, currency)
+    if amount > have:
+        raise Reject("insufficient_funds", f"{amount} needed, {have} held")
+    _set_balance(ctx, payer, currency, have - amount)
+    _set_balance(ctx, payee, currency, balance(ctx, payee, currency) + amount)
+    ctx.emit("transfer", payer=payer, payee=payee, currency=currency, amount=amount, why=why)
+
+
+def _totals(ctx: Ctx, currency: str) -> dict[str, int]:
+    return ctx.get_value(k_totals(currency)) or {"deposited": 0, "withdrawn": 0}
+
+
+def deposit(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = DepositBody.from_value(body)
+    if ctx.state.get(k_deposit(b.deposit_id)) is not None:
+        raise Reject("duplicate", f"deposit {b.deposit_id} exists")
+    ctx.put_value(
+        k_deposit(b.deposit_id),
+        {"member": ctx.signer, "currency": b.currency, "amount": b.amount, "acked": False},
+    )
+    ctx.emit("deposit_requested", deposit_id=b.deposit_id, amount=b.amount, currency=b.currency)
+
+
+def ack_deposit(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = AckBody.from_value(body)
+    bank = ctx.get(k_member(ctx.signer), Member)
+    if bank is None or "bank" not in bank.roles:
+        raise Reject("not_a_bank", "only a member with the bank role acknowledges deposits")
+    dep = ctx.get_value(k_deposit(b.deposit_id))
+    if dep is None:
+        raise Reject("unknown_deposit", b.deposit_id)
+    if dep["acked"]:
+        raise Reject("duplicate", "deposit already acknowledged")
+    ctx.put_value(k_deposit(b.deposit_id), {**dep, "acked": True})
+    member, currency, amount = dep["member"], dep["currency"], dep["amount"]
+    _set_balance(ctx, member, currency, balance(ctx, member, currency) + amount)
+    totals = _totals(ctx, currency)
+    ctx.put_value(k_totals(currency), {**totals, "deposited": totals["deposited"] + amount})
+    ctx.emit("deposit", member=member, currency=currency, amount=amount)
+    settle_overdue(ctx, member)
+
+
+def withdraw(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = WithdrawBody.from_value(body)
+    have = balance(ctx, ctx.signer, b.currency)
+    if b.amount > have:
+        raise Reject("insufficient_funds", f"{b.amount} requested, {have} held")
+    _set_balance(ctx, ctx.signer, b.currency, have - b.amount)
+    totals = _totals(ctx, b.currency)
+    ctx.put_value(k_totals(b.currency), {**totals, "withdrawn": totals["withdrawn"] + b.amount})
+    ctx.emit("withdrawal", member=ctx.signer, currency=b.currency, amount=b.amount)
+
+
+# -- statements ---------------------------------------------------------------------------
+
+
+def late_interest(principal: int, rate_bps: int, days: int) -> int:
+    """Simple interest, actual/365, half-even: 1,000,000 at 800 bps for 30 days -> 6,575."""
+    return mul_div(principal * rate_bps, days, 365 * BPS, "half-even")
+
+
+def accrue_interest(s: Statement, terms: LicenceTerms, now_ms: int) -> Statement:
+    """Bring late interest up to `now_ms` (whole days past due on the unpaid principal)."""
+    start = max(s.interest_from_ms, s.due_ms)
+    if now_ms <= start or not terms.late_interest_bps:
+        return s
+    days = (now_ms - start) // MS_PER_DAY
+    if days == 0:
+        return s
+    owed = late_interest(s.principal_outstanding, terms.late_interest_bps, days)
+    return replace(
+        s, interest_accrued=s.interest_accrued + owed, interest_from_ms=start + days * MS_PER_DAY
+    )
+
+
+def _recipients(ctx: Ctx, terms: LicenceTerms, amount: int) -> list[tuple[bytes, int]]:
+    """Who receives `amount` paid under `terms`: upstream pass-through, then pool shares."""
+    out: list[tuple[bytes, int]] = []
+    if terms.upstream_licence:
+        up = ctx.must(k_licence(terms.upstream_licence), Licence, "unknown_licence", "upstream")
+        owed = mul_div(amount, terms.passthrough_bps, BPS, "half-even")
+        out.extend(
+            _recipients(ctx, replace(up.current, upstream_licence="", passthrough_bps=0), owed)
+        )
+        amount -= owed
+    if terms.pool:
+        shares = allocate(amount, [p.weight for p in terms.pool])
+        out.extend((p.licensor, share) for p, share in zip(terms.pool, shares, strict=True))
+    else:
+        out.append((terms.licensor, amount))
+    return out
+
+
+def pay_statement(ctx: Ctx, key: bytes, s: Statement, terms: LicenceTerms, limit: int) -> Statement:
+    """Pay up to `limit` from the licensee's account: interest first, then principal."""
+    s = accrue_interest(s, terms, ctx.block.time_ms)
+    available = min(limit, balance(ctx, s.licensee, s.currency))
+    to_interest = min(available, s.interest_outstanding)
+    to_principal = min(available - to_interest, s.principal_outstanding)
+    paying = to_interest + to_principal
+    if paying:
+        for payee, amount in _recipients(ctx, terms, paying):
+            if amount:
+                transfer(
+                    ctx, s.licensee, payee, s.currency, amount, f"{s.licence_id}/{s.period_id}"
+                )
+    s = replace(s, interest_paid=s.interest_paid + to_interest, paid=s.paid + to_principal)
+    settled = s.paid == s.total and s.interest_outstanding == 0
+    s = replace(s, status="paid" if settled else s.status)
+    ctx.put(key, s)
+    ctx.emit(
+        "statement_payment",
+        licence_id=s.licence_id,
+        period_id=s.period_id,
+        principal=to_principal,
+        interest=to_interest,
+        outstanding=s.principal_outstanding,
+    )
+    if s.principal_outstanding or s.interest_outstanding:
+        ctx.put_value(k_overdue(s.licensee, s.due_ms, key), key)
+    else:
+        ctx.delete(k_overdue(s.licensee, s.due_ms, key))
+    return s
+
+
+def _terms_for(ctx: Ctx, s: Statement) -> LicenceTerms:
+    lic = ctx.must(k_licence(s.licence_id), Licence, "unknown_licence", s.licence_id)
+    return lic.current
+
+
+def settle_overdue(ctx: Ctx, licensee: bytes) -> None:
+    """After a deposit, pay the licensee's overdue statements oldest first."""
+    for _, key in list(ctx.scan(b"overdue/" + licensee)):
+        stmt_key = _decode_key(key)
+        s = ctx.must(stmt_key, Statement, "unknown_statement", "overdue index")
+        pay_statement(ctx, stmt_key, s, _terms_for(ctx, s), 2**62)
+
+
+def _decode_key(raw: bytes) -> bytes:
+    from node.ledger import codec
+
+    value = codec.decode(raw)
+    assert isinstance(value, bytes)
+    return value
+
+
+def pay(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = PayBody.from_value(body)
+    key = k_statement(b.licence_id, b.period_id)
+    s = ctx.must(key, Statement, "unknown_statement", f"{b.licence_id}/{b.period_id}")
+    if s.licensee != ctx.signer:
+        raise Reject("not_licensee", "only the licensee pays its statements")
+    if (
+        s.principal_outstanding == 0
+        and accrue_interest(s, _terms_for(ctx, s), ctx.block.time_ms).interest_outstanding == 0
+    ):
+        raise Reject("nothing_due", "statement has nothing payable")
+    if balance(ctx, s.licensee, s.currency) == 0:
+        raise Reject("insufficient_funds", "no balance in the statement currency")
+    pay_statement(ctx, key, s, _terms_for(ctx, s), b.amount)
+
+
+def dispute(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = DisputeBody.from_value(body)
+    key = k_statement(b.licence_id, b.period_id)
+    s = ctx.must(key, Statement, "unknown_statement", f"{b.licence_id}/{b.period_id}")
+    if ctx.signer not in (s.licensor, s.licensee):
+        raise Reject("not_a_party", "only a party may dispute")
+    if not 0 <= b.line < len(s.lines) or s.lines[b.line].disputed:
+        raise Reject("bad_line", "no such undisputed line")
+    if s.lines[b.line].amount > s.total - s.paid:
+        raise Reject("already_paid", "the line has been paid")
+    lines = list(s.lines)
+    lines[b.line] = replace(lines[b.line], disputed=True)
+    ctx.put(key, replace(s, lines=tuple(lines), status="disputed"))
+    ctx.emit(
+        "dispute_opened",
+        licence_id=b.licence_id,
+        period_id=b.period_id,
+        line=b.line,
+        evidence_hash=b.evidence_hash,
+    )
+
+
+def resolve(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = ResolveBody.from_value(body)
+    key = k_statement(b.licence_id, b.period_id)
+    s = ctx.must(key, Statement, "unknown_statement", f"{b.licence_id}/{b.period_id}")
+    if ctx.signer not in (s.licensor, s.licensee):
+        raise Reject("not_a_party", "only a party may resolve")
+    if not 0 <= b.line < len(s.lines) or not s.lines[b.line].disputed:
+        raise Reject("bad_line", "no such disputed line")
+    original = s.lines[b.line].amount
+    if not 0 <= b.amount <= original:
+        raise Reject("bad_amount", "a resolution sets the line to between 0 and its amount")
+    votes = ctx.get_value(k_dispute(key, b.line)) or {}
+    votes[ctx.signer.hex()] = b.amount
+    agreed = {votes.get(s.licensor.hex()), votes.get(s.licensee.hex())}
+    if len(agreed) != 1 or None in agreed:
+        ctx.put_value(k_dispute(key, b.line), votes)
+        ctx.emit("dispute_vote", licence_id=b.licence_id, period_id=b.period_id, line=b.line)
+        return
+    ctx.delete(k_dispute(key, b.line))
+    lines = list(s.lines)
+    lines[b.line] = replace(lines[b.line], disputed=False)
+    if b.amount != original:
+        lines.append(LineItem(f"dispute resolution of line {b.line}", b.amount - original, False))
+    still = any(li.disputed for li in lines)
+    s = replace(
+        s,
+        lines=tuple(lines),
+        total=sum(li.amount for li in lines),
+        status="disputed" if still else "open",
+    )
+    ctx.put(key, s)
+    ctx.emit(
+        "dispute_resolved",
+        licence_id=b.licence_id,
+        period_id=b.period_id,
+        line=b.line,
+        amount=b.amount,
+    )
+    if s.due_ms <= ctx.block.time_ms:
+        pay_statement(ctx, key, s, _terms_for(ctx, s), 2**62)
+
+
+HANDLERS = {
+    "account.deposit": deposit,
+    "account.ack_deposit": ack_deposit,
+    "account.withdraw": withdraw,
+    "statement.pay": pay,
+    "statement.dispute": dispute,
+    "statement.resolve": resolve,
+}

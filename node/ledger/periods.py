@@ -1,0 +1,194 @@
+"""Period close: turning a licence's accrued usage into a fixed statement.
+
+Rules kept here:
+- When block time reaches a period's end, the statement for that licence and period is
+  fixed in the same block: the rule's line items on exactly the usage accrued in the
+  period (whose usage records' Merkle root the statement carries), then the licence-level
+  terms the ledger applies natively, in this order: annual cap on royalties, minimum
+  annual guarantee true-up at calendar-year end, advance recoupment, and the one-time
+  upfront fee and advance billed with the first statement.
+- The terms applied are the version in force at the period's start; the rule and VM
+  versions used are recorded, so anyone can recompute the statement.
+- On the due date, the statement is paid from the licensee's account as far as the
+  balance allows; the rest stays outstanding (see money.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from node.ledger import codec, governance, merkle
+from node.ledger.calendar import MS_PER_DAY, Period, next_period, period_of
+from node.ledger.context import Ctx, Reject
+from node.ledger.genesis import K_PARAMS, Params
+from node.ledger.licensing import rule_source
+from node.ledger.model import (
+    Accrual,
+    Licence,
+    LicenceTerms,
+    LineItem,
+    Statement,
+    k_accrual,
+    k_close_due,
+    k_licence,
+    k_settle_due,
+    k_statement,
+    k_ytd,
+)
+from node.ledger.money import pay_statement
+from node.ledger.rules import run_rule
+
+K_CLOSE_DUE, K_SETTLE_DUE = b"due-close/", b"due-pay/"
+
+
+@dataclass(frozen=True, slots=True)
+class YearToDate:
+    earned: int
+    billed: int
+    quantities: dict[str, int]
+
+
+def end_of_block(ctx: Ctx) -> None:
+    governance.end_of_block(ctx)
+    now = ctx.block.time_ms
+    for key, value in _due(ctx, K_CLOSE_DUE, now):
+        ctx.delete(key)
+        close_period(ctx, codec.decode(value), int.from_bytes(key[len(K_CLOSE_DUE) :][:8], "big"))
+    for key, value in _due(ctx, K_SETTLE_DUE, now):
+        ctx.delete(key)
+        stmt_key = codec.decode(value)
+        s = ctx.must(stmt_key, Statement, "unknown_statement", "settlement index")
+        lic = ctx.must(k_licence(s.licence_id), Licence, "unknown_licence", s.licence_id)
+        pay_statement(ctx, stmt_key, s, lic.current, 2**62)
+
+
+def _due(ctx: Ctx, prefix: bytes, now: int) -> list[tuple[bytes, bytes]]:
+    limit = prefix + now.to_bytes(8, "big") + b"\xff"
+    out = []
+    for key, value in ctx.scan(prefix):
+        if key >= limit:
+            break
+        out.append((key, value))
+    return out
+
+
+def period_context(period: Period) -> dict[str, object]:
+    return {
+        "id": period.period_id,
+        "start_day": period.start_ms // MS_PER_DAY,
+        "end_day": period.end_ms // MS_PER_DAY,
+        "year": period.year,
+        "is_year_end": period.is_year_end,
+    }
+
+
+def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
+    lic = ctx.must(k_licence(licence_id), Licence, "unknown_licence", licence_id)
+    period = period_of(lic.current.period, end_ms - 1)
+    terms = lic.terms_at(period.start_ms)
+    accrual = ctx.get(k_accrual(licence_id, period.period_id), Accrual) or Accrual({}, 0)
+    leaves = [v for _, v in ctx.scan(k_accrual(licence_id, period.period_id) + b"/")]
+    ytd_key = k_ytd(licence_id, period.year)
+    ytd = YearToDate(**(ctx.get_value(ytd_key) or {"earned": 0, "billed": 0, "quantities": {}}))
+    params = ctx.get(K_PARAMS, Params)
+    assert params is not None, "genesis parameters missing"
+    aggregates: dict[str, object] = {"ytd_earned": ytd.earned}
+    aggregates.update({f"ytd_{m}": q for m, q in sorted(ytd.quantities.items())})
+    status = "open"
+    try:
+        rule_lines, _gas = run_rule(
+            rule_source(ctx, terms.rule),
+            terms.rule_params,
+            accrual.quantities,
+            period_context(period),
+            aggregates,
+            params.rule_gas_limit,
+        )
+    except Reject as exc:
+        ctx.emit(
+            "rule_failed", licence_id=licence_id, period_id=period.period_id, detail=exc.detail
+        )
+        rule_lines, status = [], "rule_failed"
+    lines, billed, lic = _apply_terms(lic, terms, period, ytd, rule_lines)
+    quantities = dict(ytd.quantities)
+    for metrics in accrual.quantities.values():
+        for metric, qty in metrics.items():
+            quantities[metric] = quantities.get(metric, 0) + qty
+    earned = sum(a for _, a in rule_lines)
+    ctx.put_value(
+        ytd_key,
+        {"earned": ytd.earned + earned, "billed": ytd.billed + billed, "quantities": quantities},
+    )
+    due_ms = period.end_ms + terms.payment_due_days * MS_PER_DAY
+    statement = Statement(
+        licence_id=licence_id,
+        period_id=period.period_id,
+        licensor=terms.licensor,
+        licensee=terms.licensee,
+        currency=terms.currency,
+        lines=tuple(LineItem(label, amount, False) for label, amount in lines),
+        total=sum(a for _, a in lines),
+        earned=earned,
+        due_ms=due_ms,
+        usage_root=merkle.root(leaves),
+        usage_count=accrual.records,
+        rule=terms.rule,
+        vm_version=params.vm_version,
+        paid=0,
+        interest_accrued=0,
+        interest_paid=0,
+        interest_from_ms=due_ms,
+        status=status if lines else "paid",
+    )
+    key = k_statement(licence_id, period.period_id)
+    ctx.put(key, statement)
+    if statement.total:
+        ctx.put_value(k_settle_due(due_ms, licence_id, period.period_id), key)
+    ctx.emit(
+        "statement_closed",
+        licence_id=licence_id,
+        period_id=period.period_id,
+        total=statement.total,
+        due_ms=due_ms,
+        usage_root=statement.usage_root,
+    )
+    nxt = next_period(period)
+    if nxt.start_ms < lic.current.end_ms and (
+        not lic.terminated_ms or nxt.start_ms < lic.terminated_ms
+    ):
+        ctx.put_value(k_close_due(nxt.end_ms, licence_id), licence_id)
+    ctx.put(k_licence(licence_id), replace(lic, open_period_start_ms=nxt.start_ms))
+    return statement
+
+
+def _apply_terms(
+    lic: Licence,
+    terms: LicenceTerms,
+    period: Period,
+    ytd: YearToDate,
+    rule_lines: list[tuple[str, int]],
+) -> tuple[list[tuple[str, int]], int, Licence]:
+    """Cap, MG true-up, recoupment and one-time fees around the rule's lines."""
+    lines = list(rule_lines)
+    billed = sum(a for _, a in rule_lines)
+    if terms.annual_cap:
+        room = max(0, terms.annual_cap - ytd.billed)
+        if billed > room:
+            lines.append(("annual cap", room - billed))
+            billed = room
+    if terms.minimum_annual and period.is_year_end:
+        shortfall = terms.minimum_annual - (ytd.billed + billed)
+        if shortfall > 0:
+            lines.append(("minimum annual guarantee true-up", shortfall))
+            billed += shortfall
+    if lic.advance_remaining and billed:
+        recoup = min(lic.advance_remaining, billed)
+        lines.append(("advance recouped", -recoup))
+        lic = replace(lic, advance_remaining=lic.advance_remaining - recoup)
+    if not lic.upfront_billed:
+        if terms.upfront_fee:
+            lines.append(("upfront fee", terms.upfront_fee))
+        if terms.advance:
+            lines.append(("advance", terms.advance))
+        lic = replace(lic, upfront_billed=True)
+    return lines, billed, lic
