@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.ledger import codec, devices, governance, licensing, money, periods
-from node.ledger.block import Event, Receipt, receipt_root, tx_root
+from node.ledger.block import Block, BlockHeader, Event, Receipt, receipt_root, tx_root
 from node.ledger.certificate import ValidatorSet
 from node.ledger.context import BlockInfo, Ctx, Reject, ScanOverlay, ScanReader
 from node.ledger.errors import LedgerError
@@ -144,3 +144,24 @@ def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
 
 def _rejected(tx_id: bytes, code: str, detail: str) -> Receipt:
     return Receipt(tx_id, False, code[:64], detail[:MAX_DETAIL], ())
+
+
+def check_result(header: BlockHeader, result: BlockResult) -> None:
+    """Raise BlockInvalid unless executing the block reproduced what its header claims."""
+    claims = (
+        ("tx_root", header.tx_root, result.tx_root),
+        ("receipt_root", header.receipt_root, result.receipt_root),
+        ("state_digest", header.state_digest, result.state_digest),
+        ("validator_set_hash", header.validator_set_hash, result.validator_set.hash()),
+    )
+    for name, claimed, computed in claims:
+        if claimed != computed:
+            raise BlockInvalid(name, f"header {name} {claimed.hex()[:16]} != {computed.hex()[:16]}")
+
+
+def replay_block(base: ScanReader, accumulator: StateAccumulator, block: Block) -> BlockResult:
+    """Re-execute a stored or proposed block and check it against its own header."""
+    info = BlockInfo(block.header.chain_id, block.header.height, block.header.timestamp_ms)
+    result = execute_block(base, accumulator, info, block.txs)
+    check_result(block.header, result)
+    return result

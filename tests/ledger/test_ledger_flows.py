@@ -234,6 +234,38 @@ def test_incremental_state_digest_matches_full_recomputation(h: Harness) -> None
 
 def assert_money_conserved(h: Harness) -> None:
     balances = [Account.decode(v).balance for k, v in h.state().items() if k.startswith(b"acct/")]
-    totals = h.value(k_totals("EUR"))
+    totals = h.value(k_totals("EUR")) or {"deposited": 0, "withdrawn": 0}
     assert sum(balances) == totals["deposited"] - totals["withdrawn"]
     assert all(b >= 0 for b in balances)
+
+
+def test_unfit_blocks_are_invalid_and_header_claims_are_checked(h: Harness) -> None:
+    from node.ledger.app import BlockInvalid, execute_block, replay_block
+    from node.ledger.context import BlockInfo
+
+    tx = h.tx("oem", "account.withdraw", {"currency": "EUR", "amount": 1})
+    h.queue.clear()
+    forged = dataclasses.replace(tx, signature=bytes(64))
+    info = BlockInfo("alps-ledger-test", h.store.next_height, h.time_ms + 1)
+    with pytest.raises(BlockInvalid) as exc:
+        execute_block(h.store, h.store.accumulator(), info, [forged])
+    assert exc.value.code == "bad_signature"
+    other_chain = BlockInfo("another-chain", info.height, info.time_ms)
+    with pytest.raises(BlockInvalid):
+        execute_block(h.store, h.store.accumulator(), other_chain, [tx])
+    h.tx("oem", "account.withdraw", {"currency": "EUR", "amount": 1})
+    h.block()
+    block = h.store.block(h.store.next_height - 1)
+    assert block is not None
+    lying = dataclasses.replace(
+        block, header=dataclasses.replace(block.header, state_digest=b"\x00" * 32)
+    )
+    parent = Harness(MEMBERS, T0)  # replay needs the parent state: rebuild it
+    for height in range(1, h.store.next_height - 1):
+        b = h.store.block(height)
+        assert b is not None
+        r = replay_block(parent.store, parent.store.accumulator(), b)
+        parent.store.commit_block(b, r.receipts, None, r.changes, r.accumulator)
+    with pytest.raises(BlockInvalid) as exc:
+        replay_block(parent.store, parent.store.accumulator(), lying)
+    assert exc.value.code == "state_digest"
