@@ -212,9 +212,16 @@ def _recipients(ctx: Ctx, terms: LicenceTerms, amount: int) -> list[tuple[bytes,
     return out
 
 
-def pay_statement(ctx: Ctx, key: bytes, s: Statement, terms: LicenceTerms, limit: int) -> Statement:
-    """Pay up to `limit` from the licensee's account: interest first, then principal."""
-    s = accrue_interest(s, terms, ctx.block.time_ms)
+def pay_statement(
+    ctx: Ctx, key: bytes, s: Statement, terms: LicenceTerms, limit: int, as_of_ms: int = -1
+) -> Statement:
+    """Pay up to `limit` from the licensee's account: interest first, then principal.
+
+    Interest is brought up to `as_of_ms` (default: the block time). The automatic payment
+    on the due date passes the due date itself: a licensee whose balance covers the
+    statement is not charged for the time until the next block happened to come.
+    """
+    s = accrue_interest(s, terms, ctx.block.time_ms if as_of_ms < 0 else as_of_ms)
     available = min(limit, balance(ctx, s.licensee, s.currency))
     to_interest = min(available, s.interest_outstanding)
     to_principal = min(available - to_interest, s.principal_outstanding)

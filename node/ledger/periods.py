@@ -59,7 +59,7 @@ def end_of_block(ctx: Ctx) -> None:
         stmt_key = codec.decode(value)
         s = ctx.must(stmt_key, Statement, "unknown_statement", "settlement index")
         lic = ctx.must(k_licence(s.licence_id), Licence, "unknown_licence", s.licence_id)
-        pay_statement(ctx, stmt_key, s, lic.current, 2**62)
+        pay_statement(ctx, stmt_key, s, lic.current, 2**62, as_of_ms=s.due_ms)
 
 
 def _due(ctx: Ctx, prefix: bytes, now: int) -> list[tuple[bytes, bytes]]:
