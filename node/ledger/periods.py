@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from node.ledger import codec, governance, merkle
 from node.ledger.calendar import MS_PER_DAY, Period, next_period, period_of
-from node.ledger.context import Ctx, Reject
+from node.ledger.context import BlockInfo, Ctx, Reject, ScanOverlay, ScanReader
 from node.ledger.genesis import K_PARAMS, Params
 from node.ledger.licensing import rule_source
 from node.ledger.model import (
@@ -192,3 +192,17 @@ def _apply_terms(
             lines.append(("advance", terms.advance))
         lic = replace(lic, upfront_billed=True)
     return lines, billed, lic
+
+
+def estimate(base: ScanReader, chain_id: str, licence_id: str, time_ms: int) -> Statement:
+    """A live estimate: the statement the open period would get if it closed now.
+
+    It runs exactly the period-close code on a throwaway overlay, so the estimate and the
+    real statement cannot drift apart; nothing is written.
+    """
+    ctx = Ctx(ScanOverlay(base), BlockInfo(chain_id, 0, time_ms), b"")
+    lic = ctx.must(k_licence(licence_id), Licence, "unknown_licence", licence_id)
+    if lic.status != "active":
+        raise Reject("not_active", f"licence {licence_id} is {lic.status}")
+    period = period_of(lic.current.period, max(time_ms, lic.open_period_start_ms))
+    return close_period(ctx, licence_id, period.end_ms)

@@ -269,3 +269,21 @@ def test_unfit_blocks_are_invalid_and_header_claims_are_checked(h: Harness) -> N
     with pytest.raises(BlockInvalid) as exc:
         replay_block(parent.store, parent.store.accumulator(), lying)
     assert exc.value.code == "state_digest"
+
+
+def test_live_estimate_matches_the_statement_and_writes_nothing(h: Harness) -> None:
+    from node.ledger.periods import estimate
+
+    activate(h, terms(h, "L1", rules.PER_UNIT, {"fee_per_unit": 20}), "codec", "oem")
+    h.tx("oem", "bom.set", {"sku": "cam-1", "licences": ["L1"]})
+    h.enrol("oem", DEVICE, "cam-1")
+    h.ok()
+    h.usage(DEVICE, "cam-1", "DE", {"units": 123})
+    h.ok()
+    before = h.state()
+    live = estimate(h.store, "alps-ledger-test", "L1", h.time_ms)
+    assert (live.period_id, live.total, live.usage_count) == ("2026-Q1", 123 * 20, 1)
+    assert h.state() == before
+    h.ok(ms_of_date(2026, 4, 1))
+    closed = h.get(k_statement("L1", "2026-Q1"), Statement)
+    assert (closed.total, closed.usage_root) == (live.total, live.usage_root)
