@@ -71,7 +71,11 @@ class Uploader:
         self.enrolled = False
         self.awaiting: list[Row] = []
         self.lookups = 0
-        self.health: dict[str, str] = {}
+        stored = outbox.status().get("endpoints")
+        known = {c.endpoint for c in clients}
+        self.health: dict[str, str] = (
+            {k: v for k, v in stored.items() if k in known} if isinstance(stored, dict) else {}
+        )
         self._skew_warned: set[str] = set()
 
     @property
