@@ -14,6 +14,7 @@ import http.client
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,12 +58,29 @@ class NodeClient:
         self.timeout_s = timeout_s
         self.skew_s: float | None = None  # server clock minus ours, from the Date header
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        before_send: Callable[[], None] | None = None,
+    ) -> tuple[int, Any]:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         conn = cls(self._host, self._port, timeout=self.timeout_s)
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/msgpack"
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise NodeUnavailable("unreachable", f"{self.endpoint}: {exc!r}") from exc
+        if before_send is not None:
+            try:
+                before_send()  # only now can the node receive anything
+            except BaseException:
+                conn.close()
+                raise
         try:
             conn.request(method, self._prefix + path, body=body, headers=headers)
             answer = conn.getresponse()
@@ -101,9 +119,12 @@ class NodeClient:
             return
         self.skew_s = server - time.time()
 
-    def submit(self, txs: list[Transaction]) -> list[TxResult]:
+    def submit(
+        self, txs: list[Transaction], before_send: Callable[[], None] | None = None
+    ) -> list[TxResult]:
+        """POST a batch; `before_send` runs once connected, before any byte is sent."""
         body = codec.encode({"txs": [tx.to_value() for tx in txs]})
-        _, doc = self._request("POST", "/v1/txs", body)
+        _, doc = self._request("POST", "/v1/txs", body, before_send)
         results = _field(doc, "results", list, self.endpoint)
         if len(results) != len(txs):
             raise NodeGarbage("shape", f"{self.endpoint}: {len(results)} results for {len(txs)}")

@@ -2,7 +2,9 @@
 
 Rules kept here:
 - Nothing is uploaded before a node shows this device enrolled and not revoked.
-- Oldest first, in batches; rows are marked sent durably before the POST (outbox rule).
+- Oldest first, in batches; rows are marked sent durably once the TCP connection is up
+  and before the request is written (outbox rule): a node that refuses connections never
+  saw them, so they may still be coalesced.
 - A row leaves the outbox only when a node says `committed`, in the POST answer or in a
   later GET /v1/txs/<id>. `pending` rows are looked up, and POSTed again if the node
   forgets them (resubmitting is harmless: the id is the dedup key).
@@ -139,8 +141,10 @@ class Uploader:
         rows = self.outbox.oldest(self.s.batch_size_max)
         if not rows:
             return self.s.idle_s
-        self.outbox.mark_sent([r.seq for r in rows if not r.sent])
-        results = self.client.submit([r.tx for r in rows])
+        unsent = [r.seq for r in rows if not r.sent]
+        results = self.client.submit(
+            [r.tx for r in rows], before_send=lambda: self.outbox.mark_sent(unsent)
+        )
         self._check_skew()
         committed, pending = self._sort_results(rows, results)
         self.outbox.committed(committed)

@@ -249,3 +249,23 @@ def test_fresh_outbox_continues_after_the_chain_head(rig: Rig) -> None:
     rig.record(1)
     assert rig.box.oldest(1)[0].seq == 10
     assert "adopted_chain_head" in rig.events()
+
+
+def test_rows_count_as_sent_only_once_a_node_could_have_received_them(
+    tmp_path: pathlib.Path,
+) -> None:
+    r = Rig(tmp_path)
+    try:
+        r.ledger.enrol(DEVICE.public_key)
+        r.record(1)
+        r.up.step()
+        r.record(2)
+        r.nodes[0].stop()
+        r.up.step()  # connection refused: nothing left the device
+        assert [row.sent for row in r.box.oldest(5)] == [False, False]
+        r.nodes[0].start()
+        r.nodes[0].fault = "500"  # the node read the request, then failed: it may have it
+        r.up.step()
+        assert [row.sent for row in r.box.oldest(5)] == [True, True]
+    finally:
+        r.close()
