@@ -82,7 +82,10 @@ def bench_startup(config: pathlib.Path) -> None:
     _line("start-up: `alps-agent status` process, wall", walls, "ms")
     imports = []
     for _ in range(5):
-        code = "import time; t=time.perf_counter(); import device_agent.agent, device_agent.cli; print(time.perf_counter()-t)"
+        code = (
+            "import time; t=time.perf_counter(); import device_agent.agent, device_agent.cli; "
+            "print(time.perf_counter()-t)"
+        )
         done = subprocess.run(
             [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
         )
@@ -140,12 +143,10 @@ def bench_end_to_end(tmp: pathlib.Path) -> None:
         print(f"  {'agent peak RSS (run, 5 s under load)':<44} {usage.ru_maxrss / 1024:>12.1f} MiB")
         cpu = usage.ru_utime + usage.ru_stime
         total = len(ledger.reports(device))
-        print(
-            f"  {'end-to-end committed reports (fake node)':<44} {(after - before) / (t1 - t0):>12,.0f} reports/s"
-        )
-        print(
-            f"  {'agent CPU per committed report, all in':<44} {cpu / max(total, 1) * 1e6:>12,.0f} us"
-        )
+        rate = (after - before) / (t1 - t0)
+        print(f"  {'end-to-end committed reports (fake node)':<44} {rate:>12,.0f} reports/s")
+        per_report = cpu / max(total, 1) * 1e6
+        print(f"  {'agent CPU per committed report, all in':<44} {per_report:>12,.0f} us")
     finally:
         node.stop()
 
