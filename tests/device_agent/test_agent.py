@@ -139,3 +139,9 @@ def test_run_loop_stops_when_asked(tmp_path: pathlib.Path) -> None:
     source.queue = [Update("units", 1, False)]
     agent.run(lambda: False, ticks_max=3)
     assert agent.outbox.depth() == 1
+
+
+def test_the_example_config_in_the_repo_loads() -> None:
+    example = pathlib.Path(__file__).parents[2] / "device_agent/systemd/agent.toml.example"
+    cfg = config_mod.load(example)
+    assert cfg.endpoints and cfg.source.kind == "counter_file"
