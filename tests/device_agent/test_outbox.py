@@ -7,6 +7,8 @@ import pathlib
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from device_agent.errors import OutboxCorrupt
 from device_agent.outbox import Outbox, open_readonly, read_status
@@ -147,3 +149,52 @@ def test_status_reads_while_the_owner_has_it_open(tmp_path: pathlib.Path) -> Non
     db.close()
     assert status["queue_depth"] == 1 and status["next_seq"] == 2
     assert status["last_error"] == "x" and status["endpoints"] == {"http://a": "ok"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["record", "send", "commit", "reopen"]), st.integers(1, 4)),
+        max_size=40,
+    ),
+    records_max=st.integers(2, 5),
+)
+def test_outbox_invariants_under_any_interleaving(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]], records_max: int
+) -> None:
+    tmp = tmp_path_factory.mktemp("prop")
+    box = outbox(tmp, records_max)
+    units = 0
+    handed: dict[int, bytes] = {}  # seq -> tx id of every row a node may have seen
+    committed: dict[int, bytes] = {}
+    for op, k in ops:
+        if op == "record":
+            units += k
+            box.record({"units": units}, build)
+        elif op == "send":
+            rows = box.oldest(k)
+            box.mark_sent([r.seq for r in rows])
+            handed.update({r.seq: r.tx_id for r in rows})
+        elif op == "commit":
+            rows = [r for r in box.oldest(k) if r.sent]
+            box.committed([r.seq for r in rows])
+            committed.update({r.seq: r.tx_id for r in rows})
+        else:
+            box.close()
+            box = outbox(tmp, records_max)
+        rows = box.oldest(100)
+        assert len(rows) <= records_max
+        sent = [r.sent for r in rows]
+        assert sent == sorted(sent, reverse=True)  # sent rows are a prefix
+        for r in rows:
+            if r.seq in handed:
+                assert r.tx_id == handed[r.seq]  # never rewritten once handed out
+        seqs = sorted([*committed, *(r.seq for r in rows)])
+        assert seqs == list(range(1, box.next_seq))  # no gap, no reuse
+        chain = {**committed, **{r.seq: r.tx_id for r in rows}}
+        for r in rows:
+            prev = usage_report_of(r.tx).prev_hash
+            assert prev == chain.get(r.seq - 1, GENESIS_PREV)
+        if rows and not box.deferred and units:
+            assert usage_report_of(rows[-1].tx).registers == {"units": units}
+    box.close()
