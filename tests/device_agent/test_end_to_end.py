@@ -203,3 +203,26 @@ def test_agent_imports_none_of_the_heavy_node_dependencies() -> None:
         check=True,
     )
     assert done.stdout.strip() == ""
+
+
+def test_encrypted_key_via_the_cli(tmp_path: pathlib.Path) -> None:
+    config = write_config(tmp_path, ["http://127.0.0.1:9"], SILENT)
+    env = {**os.environ, "PASS": "s3cret", "ALPS_AGENT_PASSPHRASE": ""}
+    done = agent(config, "init", "--licensee", LICENSEE_HEX, "--passphrase-env", "PASS", env=env)
+    assert done.returncode == 0, done.stderr
+    assert '"encrypted": true' in (tmp_path / "state" / "device.key").read_text()
+    denied = agent(config, "request", "--licensee", LICENSEE_HEX, env=env)
+    assert denied.returncode == 2 and "passphrase_needed" in denied.stderr
+    env["ALPS_AGENT_PASSPHRASE"] = "s3cret"
+    again = agent(config, "request", "--licensee", LICENSEE_HEX, env=env)
+    assert json.loads(again.stdout) == json.loads(done.stdout)
+
+
+def test_status_in_plain_text(tmp_path: pathlib.Path) -> None:
+    config = write_config(tmp_path, ["http://127.0.0.1:9"], SILENT)
+    assert agent(config, "init", "--licensee", LICENSEE_HEX).returncode == 0
+    missing = agent(config, "status")
+    assert missing.returncode == 2 and "has the agent run yet" in missing.stderr
+    assert agent(config, "run", "--ticks-max", "3").returncode == 0
+    text = agent(config, "status").stdout
+    assert "queue_depth" in text and "last_committed_seq" in text and "next_seq" in text
