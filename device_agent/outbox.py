@@ -234,15 +234,24 @@ class Outbox:
         return Taken(seq, replaced=replaced)
 
     def adopt_chain_head(self, last_seq: int, last_hash: bytes) -> bool:
-        """A fresh outbox (nothing ever recorded) continues after what the chain has seen.
+        """Continue after the chain's head when it is ahead of this outbox.
 
         Protects a device whose state was wiped but whose key survived from reusing seqs.
+        Allowed only while no row was ever handed to a node: the unsent rows are dropped
+        and `deferred` is set, so the next tick re-takes the latest registers (lossless,
+        as in coalescing) at seq last_seq + 1.
         """
         with self._tx():
-            if self.next_seq != 1 or self.depth() or last_seq < 1:
+            if last_seq < self.next_seq:
                 return False
+            if self._db.execute("SELECT 1 FROM outbox WHERE sent=1 LIMIT 1").fetchone():
+                return False
+            dropped = self._db.execute("DELETE FROM outbox").rowcount
             self._put("next_seq", last_seq + 1)
             self._put("head_hash", last_hash.hex())
+            if dropped:
+                self._put("deferred", True)
+                self._put("coalesced", self._get_or("coalesced", 0) + dropped)
         return True
 
     def mark_sent(self, seqs: list[int]) -> None:

@@ -131,13 +131,17 @@ def test_seq_counter_behind_rows_is_corruption(tmp_path: pathlib.Path) -> None:
         outbox(tmp_path)
 
 
-def test_adopt_chain_head_only_for_a_fresh_outbox(tmp_path: pathlib.Path) -> None:
+def test_adopt_chain_head_only_while_nothing_was_sent(tmp_path: pathlib.Path) -> None:
     box = outbox(tmp_path)
+    box.record({"units": 3}, build)  # taken offline after the state was wiped
     assert box.adopt_chain_head(41, b"\x09" * 32)
-    taken = box.record({"units": 1}, build)
+    assert box.depth() == 0 and box.deferred and box.registers == {"units": 3}
+    taken = box.record(box.registers, build)
     assert taken.seq == 42
     assert usage_report_of(box.oldest(1)[0].tx).prev_hash == b"\x09" * 32
-    assert not box.adopt_chain_head(100, b"\x01" * 32)
+    box.mark_sent([42])
+    assert not box.adopt_chain_head(100, b"\x01" * 32)  # seq 42 may be on a node
+    assert not box.adopt_chain_head(10, b"\x01" * 32)  # the chain is behind: nothing to do
 
 
 def test_status_reads_while_the_owner_has_it_open(tmp_path: pathlib.Path) -> None:
