@@ -64,3 +64,25 @@ def usage_report_of(tx: Transaction) -> UsageReport:
     """The typed body of a usage.report transaction (raises SchemaError if malformed)."""
     require(tx.tx_type == TX_USAGE_REPORT, "not a usage report")
     return UsageReport.from_value(tx.body, "usage.report")
+
+
+def possession_value(device_public_key: bytes, licensee_public_key: bytes) -> list[bytes]:
+    """What a device signs (domain DOMAIN_POSSESSION) to prove it holds its key at enrolment.
+
+    Binding the licensee's key means a proof made for one licensee cannot be replayed by
+    another, and the licensee cannot enrol a key whose seed it does not control.
+    """
+    require_bytes(device_public_key, crypto.PUBLIC_KEY_BYTES, "device_public_key")
+    require_bytes(licensee_public_key, crypto.PUBLIC_KEY_BYTES, "licensee_public_key")
+    return [device_public_key, licensee_public_key]
+
+
+def verify_possession(
+    device_public_key: bytes, licensee_public_key: bytes, chain_id: str, signature: bytes
+) -> bool:
+    """True iff `signature` is the device's proof of possession for this licensee and chain."""
+    try:
+        value = possession_value(device_public_key, licensee_public_key)
+    except ValueError:
+        return False
+    return crypto.verify(device_public_key, signature, crypto.DOMAIN_POSSESSION, chain_id, value)
