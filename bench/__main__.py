@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import platform
 
-MODULES = ["bench.foundation", "bench.vm"]
+MODULES = ["bench.foundation", "bench.vm", "bench.agent"]
 
 
 def main() -> None:

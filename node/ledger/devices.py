@@ -37,11 +37,7 @@ from node.ledger.model import (
     require_key,
 )
 from node.ledger.records import Record, require_bytes
-from node.ledger.usage import GENESIS_PREV, TX_USAGE_REPORT, UsageReport
-
-
-def possession_value(device: bytes, licensee: bytes) -> list[bytes]:
-    return [device, licensee]
+from node.ledger.usage import GENESIS_PREV, TX_USAGE_REPORT, UsageReport, verify_possession
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +75,7 @@ def enrol(ctx: Ctx, body: dict[str, Any]) -> None:
     _licensee(ctx, ctx.signer)
     if ctx.get(k_device(b.device), Device) is not None:
         raise Reject("already_enrolled", b.device.hex())
-    value = possession_value(b.device, ctx.signer)
-    if not crypto.verify(b.device, b.proof, crypto.DOMAIN_POSSESSION, ctx.block.chain_id, value):
+    if not verify_possession(b.device, ctx.signer, ctx.block.chain_id, b.proof):
         raise Reject("bad_proof", "device proof of possession does not verify")
     ctx.put(k_device(b.device), Device(b.device, ctx.signer, b.sku, False, 0, GENESIS_PREV, {}, 0))
     ctx.emit("device_enrolled", device=b.device, licensee=ctx.signer, sku=b.sku)

@@ -11,12 +11,11 @@ from node.ledger import codec, crypto
 from node.ledger.app import BlockResult, execute_block
 from node.ledger.block import Block, BlockHeader, Receipt
 from node.ledger.context import BlockInfo
-from node.ledger.devices import possession_value
 from node.ledger.genesis import Genesis, Params
 from node.ledger.model import Member, k_nonce
 from node.ledger.records import Record
 from node.ledger.tx import Transaction, make_tx
-from node.ledger.usage import GENESIS_PREV, UsageReport, make_usage_report
+from node.ledger.usage import GENESIS_PREV, UsageReport, make_usage_report, possession_value
 from node.store.chain import ChainStore
 from node.store.kv import MemoryKV
 
