@@ -76,10 +76,11 @@ def b_range(m: Meter, *args: Any) -> range:
 
 def _minmax(m: Meter, args: tuple[Any, ...], pick: Callable[..., Any]) -> Any:
     items = iterable(m, args[0]) if len(args) == 1 else list(args)
+    charge(m, seq_len(m, items))
     if not items:
         raise ContractError("min/max of an empty sequence")
-    walk(m, list(items) if type(items) is range else items)
-    charge(m, seq_len(m, items))
+    if type(items) is not range:
+        walk(m, items)
     try:
         return pick(items)
     except TypeError:
@@ -110,9 +111,9 @@ def b_abs(m: Meter, x: Any) -> int:
 
 
 def b_sorted(m: Meter, x: Any, reverse: Any = False) -> list[Any]:
-    items = list(iterable(m, x))
-    n = len(items)
+    n = seq_len(m, iterable(m, x))
     build(m, list, n)
+    items = list(iterable(m, x))
     walk(m, items)
     charge(m, n * max(n - 1, 0).bit_length() * S.sort_factor)
     try:

@@ -207,32 +207,31 @@ def power(m: Meter, a: Any, b: Any) -> Any:
 
 
 def walk(m: Meter, v: Any) -> None:
-    """Charge per element (and per 64 chars) for an operation that visits all of v; cap depth."""
+    """Charge per element (and per 64 chars) for an operation that visits all of v, before
+    it runs; cap the nesting depth (this also stops cycles). Depth-first over a stack of
+    iterators, so the walk itself needs memory proportional to depth, not width."""
     t = type(v)
-    if t is int or t is bool or v is None or t is range:
-        return
-    if t is str:
-        if len(v) > 64:
+    if t is not list and t is not dict:
+        if t is str and len(v) > 64:
             charge(m, len(v) // 64)
         return
-    stack: list[tuple[Any, int]] = [(v, 1)]
-    cost = 0
+    cost = len(v) + 1
+    stack = [iter(v.values() if t is dict else v)]
     while stack:
-        x, depth = stack.pop()
-        if depth > L.data_depth_max:
-            raise LimitExceeded("data_depth", depth)
-        items = x.values() if type(x) is dict else x
-        cost += len(x) + 1
-        if cost > m.gas:
-            charge(m, cost)
-        for item in items:
+        for item in stack[-1]:
             ti = type(item)
             if ti is list or ti is dict:
-                stack.append((item, depth + 1))
-            elif ti is str and len(item) > 64:
+                if len(stack) >= L.data_depth_max:
+                    raise LimitExceeded("data_depth", len(stack) + 1)
+                cost += len(item) + 1
+                if cost > m.gas:
+                    charge(m, cost * S.per_element)  # raises OutOfGas
+                stack.append(iter(item.values() if ti is dict else item))
+                break
+            if ti is str and len(item) > 64:
                 cost += len(item) // 64
-        if type(x) is dict:
-            cost += len(x)
+        else:
+            stack.pop()
     charge(m, cost * S.per_element)
 
 

@@ -46,6 +46,12 @@ def outcome(source: str, *args: object, gas: int = GAS) -> tuple[Status, str]:
         ("def f():\n    return 'x'.join(['abc' * 20000] * 1000)", Status.LIMIT, "str_len"),
         ("def f():\n    return ('a' * 60000).replace('a', 'bbbb')", Status.LIMIT, "str_len"),
         ("def f():\n    return sorted(list(range(10 ** 6)))", Status.LIMIT, ""),
+        ("def f():\n    return sorted(range(10 ** 9))", Status.LIMIT, "container_len"),
+        ("def f():\n    return max(range(10 ** 9))", Status.LIMIT, "container_len"),
+        ("def f():\n    return sum(range(10 ** 18))", Status.LIMIT, "container_len"),
+        ("def f():\n    return list(range(10 ** 300))", Status.ERROR, "OverflowError"),
+        ("def f():\n    x = [0] * 100000\n    y = [x] * 100000\n    return y == [x] * 100000",
+         Status.OUT_OF_GAS, ""),
         ("def f():\n    x = []\n    for i in range(100):\n        x = [x]\n    return x",
          Status.LIMIT, "data_depth"),
         ("def f():\n    x = []\n    y = []\n    for i in range(100):\n        x = [x]\n"
@@ -109,6 +115,13 @@ def test_big_operands_cost_more_gas_than_small_ones() -> None:
     small = run(source, "f", 3, 5).gas_used
     big = run(source, "f", 3 ** 600, 5 ** 400).gas_used
     assert big > small + 100
+
+
+def test_walks_over_containers_are_charged_by_size() -> None:
+    source = "def f(n):\n    x = ['a' * 60000] * n\n    return x.count('b')\n"
+    small, big = run(source, "f", 1), run(source, "f", 1000)
+    assert small.value == big.value == 0
+    assert big.gas_used - small.gas_used > 999 * (60000 // 64)
 
 
 def test_effects_apply_only_on_success() -> None:
