@@ -267,6 +267,14 @@ def calendar(fn: Callable[..., Any]) -> Callable[..., Any]:
 # -- host ---------------------------------------------------------------------------------
 
 
+def host_read(fn: Callable[[str], object], name: str) -> object:
+    """Call a Host read; any exception it raises is a node bug, never a contract outcome."""
+    try:
+        return fn(name)
+    except Exception as exc:
+        raise HostError(f"host read failed: {type(exc).__name__}") from exc
+
+
 def host_value(m: Meter, v: object, per_byte: int) -> Any:
     try:
         out = import_value(v)
@@ -279,13 +287,13 @@ def host_value(m: Meter, v: object, per_byte: int) -> Any:
 def b_param(m: Meter, name: Any) -> Any:
     need_str(name)
     charge(m, S.host_read)
-    return host_value(m, m.host.param(name), 1)
+    return host_value(m, host_read(m.host.param, name), 1)
 
 
 def b_aggregate(m: Meter, name: Any) -> Any:
     need_str(name)
     charge(m, S.host_read)
-    return host_value(m, m.host.aggregate(name), 1)
+    return host_value(m, host_read(m.host.aggregate, name), 1)
 
 
 def b_storage_get(m: Meter, k: Any) -> Any:
@@ -295,7 +303,7 @@ def b_storage_get(m: Meter, k: Any) -> Any:
         v = m.writes[k]
         charge(m, json_size(v) * S.storage_read_per_byte)
         return import_value(v)
-    return host_value(m, m.host.storage_get(k), S.storage_read_per_byte)
+    return host_value(m, host_read(m.host.storage_get, k), S.storage_read_per_byte)
 
 
 def b_storage_set(m: Meter, k: Any, v: Any) -> None:

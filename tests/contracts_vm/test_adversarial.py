@@ -185,6 +185,21 @@ def test_host_returning_a_non_json_value_is_a_host_error() -> None:
         run("def f():\n    return param('x')\n", "f", host=FakeHost(params={"x": 1.5}))
 
 
+def test_a_failing_host_read_is_a_host_error_not_an_outcome() -> None:
+    class BrokenHost(FakeHost):
+        def param(self, name: str) -> object:
+            raise KeyError(name)
+
+    with pytest.raises(HostError):
+        run("def f():\n    return param('x')\n", "f", host=BrokenHost())
+
+
+def test_deepest_allowed_recursion_succeeds() -> None:
+    source = "def f(n):\n    if n == 0:\n        return 0\n    return 1 + f(n - 1)\n"
+    assert run(source, "f", 63).value == 63
+    assert run(source, "f", 64).status is Status.LIMIT
+
+
 def test_contract_never_sees_a_host_object() -> None:
     # every value a contract can name is a VM value; builtins return fresh lists
     source = (
