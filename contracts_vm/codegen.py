@@ -13,8 +13,10 @@ is that isolation must be airtight, and it is by construction:
   slicing, subscript assignment, dict keys, literals) becomes a helper call;
 - the code runs with an empty `__builtins__`, so nothing outside the namespace exists.
 Metering: each straight-line block is charged its static cost (schedule.node per AST
-node, schedule.call per call) when entered; loop bodies and comprehension iterations are
-charged per iteration; function entry checks the call depth. Helpers charge by size.
+node, schedule.call per call) when entered, a loop-free `if` inside it at the cost of its
+dearer branch; loop bodies and comprehension iterations are charged per iteration;
+function entry checks the call depth. Helpers charge by size. Any such static policy is
+deterministic; this one keeps the injected checks off the straight-line path.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ def is_constant(e: ast.expr) -> bool:
     return isinstance(e, ast.Constant)
 
 
+def has_loop(stmts: list[ast.stmt]) -> bool:
+    return any(isinstance(n, (ast.For, ast.While)) for s in stmts for n in ast.walk(s))
+
+
+def block_cost(stmts: list[ast.stmt]) -> int:
+    """Static gas of a straight-line block. A loop-free `if` is folded into it at the
+    cost of its dearer branch, so its branches need no charge of their own."""
+    cost = 0
+    for s in stmts:
+        cost += header_cost(s)
+        if isinstance(s, ast.If) and not has_loop([s]):
+            cost += max(block_cost(s.body), block_cost(s.orelse))
+    return cost
+
+
 def name(ident: str) -> ast.Name:
     return ast.Name(id=ident, ctx=ast.Load())
 
@@ -97,8 +114,8 @@ def generate(checked: Checked) -> CodeType:
             init.extend(gen.stmt(stmt))
     names = sorted(global_names(checked))
     init_body: list[ast.stmt] = [ast.Global(names=names)] if names else []
-    init_body += charge(sum(header_cost(s) for s in checked.tree.body
-                            if not isinstance(s, ast.FunctionDef)))
+    init_body += charge(block_cost([s for s in checked.tree.body
+                                    if not isinstance(s, ast.FunctionDef)]))
     init_body += init
     args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
                          kw_defaults=[], kwarg=None, defaults=[])
@@ -119,7 +136,7 @@ class _Gen:
         self.functions = functions
 
     def function(self, fn: ast.FunctionDef) -> ast.FunctionDef:
-        entry = S.function_entry + sum(header_cost(s) for s in fn.body)
+        entry = S.function_entry + block_cost(fn.body)
         enter = ast.Expr(call("_enter", ast.Constant(entry)))
         depth = ast.Attribute(value=name("_M"), attr="depth", ctx=ast.Store())
         leave = ast.AugAssign(target=depth, op=ast.Sub(), value=ast.Constant(1))
@@ -134,10 +151,10 @@ class _Gen:
         return ast.copy_location(new, fn)
 
     def block(self, stmts: list[ast.stmt], extra: int = 0) -> list[ast.stmt]:
-        out = charge(extra + sum(header_cost(s) for s in stmts))
-        for s in stmts:
-            out.extend(self.stmt(s))
-        return out
+        return charge(extra + block_cost(stmts)) + self.body(stmts)
+
+    def body(self, stmts: list[ast.stmt]) -> list[ast.stmt]:
+        return [out for s in stmts for out in self.stmt(s)]
 
     def stmt(self, s: ast.stmt) -> list[ast.stmt]:
         out = self._stmt(s)
@@ -181,6 +198,9 @@ class _Gen:
                 extra = S.node + static_cost(test)
                 return [ast.While(test=self.expr(test), body=self.block(body, extra),
                                   orelse=[])]
+            case ast.If(test=test, body=body, orelse=orelse) if not has_loop([s]):
+                then = self.body(body) or [ast.Pass()]  # charged by the enclosing block
+                return [ast.If(test=self.expr(test), body=then, orelse=self.body(orelse))]
             case ast.If(test=test, body=body, orelse=orelse):
                 return [ast.If(test=self.expr(test), body=self.block(body),
                                orelse=self.block(orelse) if orelse else [])]

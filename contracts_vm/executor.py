@@ -24,7 +24,7 @@ from .errors import ContractError, HostError, LimitExceeded, OutOfGas
 from .methods import METHOD_HELPERS
 from .schedule import DEFAULT_LIMITS, GAS_SCHEDULE_VERSION, VM_VERSION
 from .validator import validate
-from .values import BadValue, Json, export_value, import_value, json_size
+from .values import BadValue, Json, export_value, import_args
 
 ARGS_GAS_PER_BYTE = 1
 
@@ -158,11 +158,11 @@ def execute(
     if entry not in program.functions:
         return Result(Status.ERROR, None, 0, error=f"no entry point {entry!r}")
     try:
-        vm_args = import_value(list(args))
+        vm_args, args_size = import_args(list(args))
     except BadValue as exc:
         return Result(Status.ERROR, None, 0, error=f"bad arguments: {exc}")
     try:
-        rt.charge(m, json_size(vm_args) * ARGS_GAS_PER_BYTE)
+        rt.charge(m, args_size * ARGS_GAS_PER_BYTE)
         ns = _namespace(program)
         ns["_M"] = m
         for name in program.global_names:
