@@ -20,6 +20,7 @@ from .runtime import (
     SMALL,
     Meter,
     S,
+    allocate_bytes,
     build,
     charge,
     check_int,
@@ -125,14 +126,18 @@ def b_sorted(m: Meter, x: Any, reverse: Any = False) -> list[Any]:
 def b_enumerate(m: Meter, x: Any, start: Any = 0) -> list[list[Any]]:
     need_int(start)
     items = iterable(m, x)
-    build(m, list, 2 * seq_len(m, items))
+    n = seq_len(m, items)
+    build(m, list, n)
+    allocate_bytes(m, 80 * n)  # one [i, v] list per element
     return [[i, v] for i, v in enumerate(items, start)]
 
 
 def b_zip(m: Meter, *xs: Any) -> list[list[Any]]:
     seqs = [iterable(m, x) for x in xs]
     n = min((len(s) for s in seqs), default=0)
-    build(m, list, n * (len(seqs) + 1))
+    build(m, list, n)
+    allocate_bytes(m, (64 + 8 * len(seqs)) * n)
+    charge(m, n * len(seqs) * S.per_element)
     return [list(t) for t in zip(*seqs, strict=False)]
 
 
@@ -166,7 +171,7 @@ def b_str(m: Meter, x: Any) -> str:
     if t is str:
         return x  # type: ignore[no-any-return]
     if t is int or t is bool or x is None:
-        charge(m, 2)
+        charge(m, 2 + limbs_product(int(x or 0), int(x or 0)) // 2)
         return str(x)  # |x| < 2**1024: at most 309 digits, below any int_max_str_digits
     raise ContractError(f"str() of a {type_name(x)} is not allowed")
 

@@ -105,6 +105,12 @@ def build(m: Meter, kind: type, n: int) -> None:
         allocate_bytes(m, 8 * n + 64)
 
 
+def search_cost(hay: str, needle: str) -> int:
+    """Substring search: CPython's fastsearch is O(n * m) in the worst case for needles
+    shorter than 100 chars (two-way, linear, above that), so charge by both."""
+    return len(hay) * (min(len(needle), 100) + 4) // 64 + 1
+
+
 def limbs(x: int) -> int:
     return x.bit_length() // 64 + 1
 
@@ -174,6 +180,8 @@ def mul(m: Meter, a: Any, b: Any) -> Any:
 
 def floordiv(m: Meter, a: Any, b: Any) -> Any:
     if isinstance(a, int) and isinstance(b, int):
+        if not -SMALL < a < SMALL:
+            charge(m, limbs(a) * limbs(b) * S.limb_product)
         if b == 0:
             raise ContractError("integer division by zero")
         return check_int(a // b)
@@ -182,6 +190,8 @@ def floordiv(m: Meter, a: Any, b: Any) -> Any:
 
 def mod(m: Meter, a: Any, b: Any) -> Any:
     if isinstance(a, int) and isinstance(b, int):
+        if not -SMALL < a < SMALL:
+            charge(m, limbs(a) * limbs(b) * S.limb_product)
         if b == 0:
             raise ContractError("integer modulo by zero")
         return a % b
@@ -299,7 +309,7 @@ def contains(m: Meter, a: Any, b: Any) -> bool:
     if tb is str:
         if type(a) is not str:
             bad_operands("in", a, b)
-        charge(m, len(b) // 16 + 1)
+        charge(m, search_cost(b, a))
         return a in b
     if tb is list:
         walk(m, a)
@@ -321,7 +331,7 @@ def key(m: Meter, k: Any) -> Any:
     t = type(k)
     if t is str or (t is int and -KEY_MAX < k < KEY_MAX):
         return k
-    raise ContractError(f"dict keys are str or int (|k| < 2**63), not {type_name(k)}")
+    raise ContractError(f"dict keys are str or int (|k| < 2**60), not {type_name(k)}")
 
 
 def setitem(m: Meter, obj: Any, k: Any, v: Any) -> None:

@@ -124,6 +124,13 @@ def test_walks_over_containers_are_charged_by_size() -> None:
     assert big.gas_used - small.gas_used > 999 * (60000 // 64)
 
 
+def test_worst_case_substring_search_is_charged_by_both_lengths() -> None:
+    source = "def f(n):\n    s = 'a' * 65536\n    return s.find('a' * n + 'b')\n"
+    short, long = run(source, "f", 0), run(source, "f", 99)
+    assert short.value == long.value == -1
+    assert long.gas_used - short.gas_used > 65536 * 99 // 64
+
+
 def test_effects_apply_only_on_success() -> None:
     source = (
         "def f(ok):\n    storage_set('k', [1, 2])\n    emit('paid', {'n': 1})\n"
