@@ -170,8 +170,13 @@ def b_str(m: Meter, x: Any) -> str:
     t = type(x)
     if t is str:
         return x  # type: ignore[no-any-return]
-    if t is int or t is bool or x is None:
-        charge(m, 2 + limbs_product(int(x or 0), int(x or 0)) // 2)
+    if t is int and -SMALL < x < SMALL or t is bool or x is None:
+        m.gas -= 2
+        if m.gas < 0:
+            raise OutOfGas(-m.gas)
+        return str(x)
+    if t is int:
+        charge(m, 2 + limbs_product(x, x) // 2)
         return str(x)  # |x| < 2**1024: at most 309 digits, below any int_max_str_digits
     raise ContractError(f"str() of a {type_name(x)} is not allowed")
 

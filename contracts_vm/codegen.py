@@ -40,6 +40,10 @@ _CMP_HELPER = {
 }
 
 
+_HELPER_NODES = (ast.BinOp, ast.Compare, ast.List, ast.Tuple, ast.Dict, ast.ListComp,
+                 ast.DictComp, ast.AugAssign)
+
+
 def static_cost(node: ast.AST) -> int:
     cost = 0
     for n in ast.walk(node):
@@ -47,6 +51,11 @@ def static_cost(node: ast.AST) -> int:
             cost += S.node
             if isinstance(n, ast.Call):
                 cost += S.call
+            elif isinstance(n, _HELPER_NODES) or (
+                isinstance(n, ast.Subscript)
+                and (isinstance(n.slice, ast.Slice) or isinstance(n.ctx, ast.Store))
+            ):
+                cost += S.helper
     return cost
 
 

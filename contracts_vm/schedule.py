@@ -4,7 +4,8 @@ Changing any number here changes consensus outcomes, so every change must bump
 GAS_SCHEDULE_VERSION (and a change of language or builtin semantics bumps VM_VERSION).
 Costs are charged in three ways (see codegen.py and runtime.py):
 - statically, per straight-line block: every AST node of the block's statements costs
-  `node`, calls cost `call` more; the sum is charged once when the block is entered;
+  `node`, calls cost `call` more, operators that run as VM helpers `helper` more; the sum
+  is charged once when the block is entered;
 - per loop or comprehension iteration (the block charge of the body);
 - dynamically, by operand size, BEFORE the work: big-int multiply/power per 64-bit limb
   product, string/list building per element or per 8 bytes, sorted per n*log2(n), walks
@@ -24,6 +25,7 @@ class GasSchedule:
     version: int = GAS_SCHEDULE_VERSION
     node: int = 1  # each AST node in a block
     call: int = 4  # extra per call (user function or builtin)
+    helper: int = 2  # extra per operator compiled to a VM helper call (+, <, [..], x[a:b])
     function_entry: int = 10
     limb_product: int = 1  # big-int multiply: per (limbs_a * limbs_b), 64-bit limbs
     per_element: int = 1  # building/copying/walking a container, per element
