@@ -67,7 +67,8 @@ class Host:
 # Programs that try to do much work per unit of gas: ns/gas should stay near the
 # rule's own figure, or gas would not bound a validator's time.
 STRESS = {
-    "int loop": "def f():\n    t = 0\n    for i in range(100000):\n        t += i * i\n    return t",
+    "int loop": "def f():\n    t = 0\n    for i in range(100000):\n        t += i * i\n"
+                "    return t",
     "string doubling": "def f():\n    s = 'ab'\n    for i in range(15):\n        s = s + s\n"
                        "    return len(s)",
     "worst substring": "def f():\n    s = 'a' * 65536\n    n = 0\n    for i in range(20):\n"

@@ -170,7 +170,7 @@ def b_str(m: Meter, x: Any) -> str:
     t = type(x)
     if t is str:
         return x  # type: ignore[no-any-return]
-    if t is int and -SMALL < x < SMALL or t is bool or x is None:
+    if (t is int and -SMALL < x < SMALL) or t is bool or x is None:
         m.gas -= 2
         if m.gas < 0:
             raise OutOfGas(-m.gas)
