@@ -216,16 +216,27 @@ def power(m: Meter, a: Any, b: Any) -> Any:
 # -- walking and comparing ----------------------------------------------------------------
 
 
+def _keys_cost(d: dict[Any, Any]) -> int:
+    """Comparing dicts compares their keys: charge long str keys by length too."""
+    cost = 0
+    for k in d:
+        if type(k) is str and len(k) > 64:
+            cost += len(k) // 64
+    return cost
+
+
 def walk(m: Meter, v: Any) -> None:
-    """Charge per element (and per 64 chars) for an operation that visits all of v, before
-    it runs; cap the nesting depth (this also stops cycles). Depth-first over a stack of
-    iterators, so the walk itself needs memory proportional to depth, not width."""
+    """Charge per element (and per 64 chars of str values and keys) for an operation that
+    visits all of v, before it runs; cap the nesting depth (this also stops cycles).
+    Depth-first over a stack of iterators: memory proportional to depth, not width."""
     t = type(v)
     if t is not list and t is not dict:
         if t is str and len(v) > 64:
             charge(m, len(v) // 64)
         return
     cost = len(v) + 1
+    if t is dict:
+        cost += _keys_cost(v)
     stack = [iter(v.values() if t is dict else v)]
     while stack:
         for item in stack[-1]:
@@ -234,6 +245,8 @@ def walk(m: Meter, v: Any) -> None:
                 if len(stack) >= L.data_depth_max:
                     raise LimitExceeded("data_depth", len(stack) + 1)
                 cost += len(item) + 1
+                if ti is dict:
+                    cost += _keys_cost(item)
                 if cost > m.gas:
                     charge(m, cost * S.per_element)  # raises OutOfGas
                 stack.append(iter(item.values() if ti is dict else item))

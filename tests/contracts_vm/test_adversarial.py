@@ -124,6 +124,18 @@ def test_walks_over_containers_are_charged_by_size() -> None:
     assert big.gas_used - small.gas_used > 999 * (60000 // 64)
 
 
+def test_long_dict_keys_are_charged_when_dicts_are_compared() -> None:
+    source = (
+        "def f(n, compare):\n    a = {}\n    b = {}\n    for i in range(n):\n"
+        "        a[str(i) + 'k' * 60000] = 1\n        b[str(i) + 'k' * 60000] = 1\n"
+        "    if compare:\n        return a == b\n    return True\n"
+    )
+    built = run(source, "f", 50, False, gas=10_000_000)
+    compared = run(source, "f", 50, True, gas=10_000_000)
+    assert built.value is True and compared.value is True
+    assert compared.gas_used - built.gas_used >= 2 * 50 * (60000 // 64)
+
+
 def test_worst_case_substring_search_is_charged_by_both_lengths() -> None:
     source = "def f(n):\n    s = 'a' * 65536\n    return s.find('a' * n + 'b')\n"
     short, long = run(source, "f", 0), run(source, "f", 99)
