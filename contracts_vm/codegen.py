@@ -277,7 +277,10 @@ class _Gen:
     def key(self, k: ast.expr) -> ast.expr:
         if isinstance(k, ast.Constant):
             v = k.value
-            if type(v) is str or (type(v) is int and abs(v) < DEFAULT_LIMITS.dict_int_key_max):
+            lim = DEFAULT_LIMITS
+            if (type(v) is str and len(v) <= lim.dict_str_key_len_max) or (
+                type(v) is int and abs(v) < lim.dict_int_key_max
+            ):
                 return k
             raise CompileError("dict keys are str or int", k.lineno, "Dict")
         return call("_key", self.expr(k))

@@ -19,6 +19,7 @@ L = DEFAULT_LIMITS
 IMAX = 1 << L.int_bits_max  # every int value satisfies -IMAX < x < IMAX
 SMALL = 1 << 63  # operands below this multiply without a size charge
 KEY_MAX = L.dict_int_key_max
+KEY_LEN_MAX = L.dict_str_key_len_max
 STR_MAX = L.str_len_max
 LEN_MAX = L.container_len_max
 
@@ -342,9 +343,10 @@ def not_contains(m: Meter, a: Any, b: Any) -> bool:
 
 def key(m: Meter, k: Any) -> Any:
     t = type(k)
-    if t is str or (t is int and -KEY_MAX < k < KEY_MAX):
+    if (t is str and len(k) <= KEY_LEN_MAX) or (t is int and -KEY_MAX < k < KEY_MAX):
         return k
-    raise ContractError(f"dict keys are str or int (|k| < 2**60), not {type_name(k)}")
+    raise ContractError(
+        f"dict keys are str (<= 256 chars) or int (|k| < 2**60), not {type_name(k)}")
 
 
 def setitem(m: Meter, obj: Any, k: Any, v: Any) -> None:

@@ -50,6 +50,7 @@ class Limits:
     alloc_bytes_max: int = 32 * 1024 * 1024  # cumulative, never freed in the accounting
     call_depth_max: int = 64
     data_depth_max: int = 32  # nesting of lists/dicts when walked (compare, export)
+    dict_str_key_len_max: int = 256  # keeps every key comparison in a lookup cheap
     dict_int_key_max: int = 2**60  # |k| < this: int hashes are then distinct (no collisions)
     source_bytes_max: int = 64 * 1024
     ast_nodes_max: int = 20_000

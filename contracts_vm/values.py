@@ -50,8 +50,8 @@ def import_value(v: object, depth: int = 1) -> Any:
         for k, x in v.items():  # type: ignore[attr-defined]
             if type(k) is not str:
                 raise BadValue("dict keys must be str")
-            if len(k) > STR_MAX:
-                raise BadValue("string too long")
+            if len(k) > DEFAULT_LIMITS.dict_str_key_len_max:
+                raise BadValue("dict key too long")
             out[k] = import_value(x, depth + 1)
         return out
     raise BadValue(f"not a JSON-like value: {t.__name__}")
