@@ -36,3 +36,16 @@ def test_identical_outcomes_on_repeated_runs_in_one_process() -> None:
     first = json.dumps(battery())
     for _ in range(3):
         assert json.dumps(battery()) == first
+
+
+GOLDEN_GAS_V1 = [111, 259, 722, 241, 220, 1145, 3031, 375, 760, 363, 153, 186, 790, 71, 72,
+                 286, 1458, 200000]
+
+
+def test_gas_figures_are_pinned_to_the_schedule_version() -> None:
+    """Gas is consensus-critical: if this fails, the change needs a new
+    GAS_SCHEDULE_VERSION (or VM_VERSION) and new golden figures, never a silent edit."""
+    from contracts_vm import GAS_SCHEDULE_VERSION, VM_VERSION
+
+    assert (VM_VERSION, GAS_SCHEDULE_VERSION) == (1, 1)
+    assert [outcome[2] for outcome in battery()] == GOLDEN_GAS_V1  # type: ignore[index]
