@@ -185,3 +185,52 @@ def test_tiered_royalty(units: int, steps: list[int], cap: int) -> None:
         bounds.append([acc, 30 - i * 5])
     bounds.append([None, 1])
     agree(TIERED, "royalty", [units, bounds, cap])
+
+
+CONTROL = '''
+LIMIT = 40
+
+
+def gcd(a, b):
+    while b != 0:
+        a, b = b, a % b
+    return abs(a)
+
+
+def fib(n):
+    if n < 2:
+        return n
+    return fib(n - 1) + fib(n - 2)
+
+
+def search(xs, target):
+    lo = 0
+    hi = len(xs)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if xs[mid] < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def f(a, b, xs):
+    ys = sorted(xs)
+    hits = 0
+    for x in xs:
+        if x % 2 == 0:
+            continue
+        hits += 1
+        if hits > LIMIT:
+            break
+    return [gcd(a, b), fib(abs(a) % 12), search(ys, b), hits, a ** 2 - b ** 3,
+            mul_div(a, b, 7, "half-even"), allocate(abs(a), [1, 2, 3])]
+'''
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(-10**9, 10**9), st.integers(-10**6, 10**6),
+       st.lists(st.integers(-100, 100), max_size=60))
+def test_control_flow_and_recursion(a: int, b: int, xs: list[int]) -> None:
+    agree(CONTROL, "f", [a, b, xs])
