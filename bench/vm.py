@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import tracemalloc
 from typing import Any
 
 from contracts_vm import GAS_SCHEDULE_VERSION, VM_VERSION, compile, execute
@@ -84,6 +85,24 @@ STRESS = {
 }
 
 
+MEMORY = {
+    "nested lists": "def f():\n    x = []\n    while True:\n        x = [x]\n",
+    "big ints in lists": "def f():\n    x = 10 ** 300\n    L = []\n    while True:\n"
+                         "        L.append([x + i for i in range(1000)])\n",
+    "dict growth": "def f():\n    d = {}\n    i = 0\n    while True:\n        i += 1\n"
+                   "        d[i] = -i\n",
+}
+
+
+def peak_memory(source: str, host: Host, gas_limit: int) -> tuple[float, str]:
+    program = compile(source)
+    tracemalloc.start()
+    result = execute(program, "f", [], gas_limit, host)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 1e6, result.status.value
+
+
 def ns_per_gas(source: str, host: Host) -> float:
     program = compile(source)
     best = float("inf")
@@ -140,6 +159,10 @@ def main() -> None:
     print("  time per gas unit, stress programs (best of 3):")
     for name, source in STRESS.items():
         print(f"    {name:18s} {ns_per_gas(source, host):6.1f} ns")
+    print("  peak traced memory of allocation bombs, gas limit 50,000,000:")
+    for name, source in MEMORY.items():
+        mb, status = peak_memory(source, host, 50_000_000)
+        print(f"    {name:18s} {mb:6.1f} MB  ({status})")
 
 
 if __name__ == "__main__":

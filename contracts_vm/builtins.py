@@ -103,12 +103,12 @@ def b_sum(m: Meter, x: Any, start: Any = 0) -> int:
     if type(items) is not range:
         need_int(*items)
     total: int = sum(items, start)
-    return check_int(total)
+    return check_int(m, total)
 
 
 def b_abs(m: Meter, x: Any) -> int:
     need_int(x)
-    return int(abs(x))
+    return check_int(m, int(abs(x)))
 
 
 def b_sorted(m: Meter, x: Any, reverse: Any = False) -> list[Any]:
@@ -188,7 +188,7 @@ def b_int(m: Meter, x: Any) -> int:
         if not x.isascii() or len(x) > 320:
             raise ContractError("int() needs a short ASCII decimal string")
         try:
-            return check_int(int(x, 10))
+            return check_int(m, int(x, 10))
         except ValueError:
             raise ContractError("invalid literal for int()") from None
     raise ContractError(f"int() of a {type_name(x)}")
@@ -220,7 +220,8 @@ def b_divmod(m: Meter, a: Any, b: Any) -> list[int]:
     need_int(a, b)
     if b == 0:
         raise ContractError("integer division by zero")
-    return list(divmod(a, b))
+    q, r = divmod(a, b)
+    return [check_int(m, q), check_int(m, r)]
 
 
 def b_fail(m: Meter, message: Any) -> None:
@@ -237,11 +238,11 @@ def b_mul_div(m: Meter, a: Any, b: Any, d: Any, rounding: Any) -> int:
         if m.gas < 0:
             raise OutOfGas(-m.gas)
         if type(d) is int and type(rounding) is str:
-            return money.mul_div(a, b, d, rounding)  # |result| <= |a * b| < 2**126
+            return check_int(m, money.mul_div(a, b, d, rounding))
     need_int(a, b, d)
     need_str(rounding)
     charge(m, S.builtin_money + limbs_product(a, b))
-    return check_int(money.mul_div(a, b, d, rounding))
+    return check_int(m, money.mul_div(a, b, d, rounding))
 
 
 def limbs_product(a: int, b: int) -> int:

@@ -233,6 +233,8 @@ class _Gen:
                 return e
             case ast.BinOp(left=left, op=op, right=right):
                 return call(_BINOP_HELPER[type(op)], self.expr(left), self.expr(right))
+            case ast.UnaryOp(op=ast.USub(), operand=operand) if not is_constant(e):
+                return call("_neg", self.expr(operand))
             case ast.UnaryOp(op=op, operand=operand):
                 return ast.UnaryOp(op=op, operand=self.expr(operand))
             case ast.BoolOp(op=op, values=values):

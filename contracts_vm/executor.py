@@ -98,8 +98,9 @@ class Program:
 def _base_namespace() -> dict[str, Any]:
     ns: dict[str, Any] = {"__builtins__": {}}
     ns.update(
-        _oog=rt.oog, _enter=rt.enter, _add=rt.add, _iadd=rt.iadd, _sub=rt.sub, _mul=rt.mul,
-        _fdiv=rt.floordiv, _mod=rt.mod, _pow=rt.power, _eq=rt.eq, _ne=rt.ne, _lt=rt.lt,
+        _oog=rt.oog, _enter=rt.enter, _neg=rt.neg, _add=rt.add, _iadd=rt.iadd, _sub=rt.sub,
+        _mul=rt.mul, _fdiv=rt.floordiv, _mod=rt.mod, _pow=rt.power, _eq=rt.eq, _ne=rt.ne,
+        _lt=rt.lt,
         _le=rt.le, _gt=rt.gt, _ge=rt.ge, _in=rt.contains, _nin=rt.not_contains,
         _key=rt.key, _setitem=rt.setitem, _slice=rt.getslice, _new=rt.new,
         _tick=rt.tick, _clen=rt.checked_len,

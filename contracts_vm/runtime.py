@@ -86,10 +86,14 @@ def bad_operands(op: str, a: object, b: object) -> NoReturn:
     raise ContractError(f"unsupported operands for {op}: {type_name(a)} and {type_name(b)}")
 
 
-def check_int(r: int) -> int:
-    if -IMAX < r < IMAX:
+def check_int(m: Meter, r: int) -> int:
+    """Cap an int result; a big one (|r| >= 2**63) is a new object: account its bytes."""
+    if -SMALL < r < SMALL:
         return r
-    raise LimitExceeded("int_bits", r.bit_length())
+    if not -IMAX < r < IMAX:
+        raise LimitExceeded("int_bits", r.bit_length())
+    allocate_bytes(m, 8 * limbs(r) + 32)
+    return r
 
 
 def build(m: Meter, kind: type, n: int) -> None:
@@ -122,15 +126,15 @@ def limbs(x: int) -> int:
 def add(m: Meter, a: Any, b: Any) -> Any:
     if type(a) is int and type(b) is int:
         r = a + b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     ta = type(a)
     if ta is type(b) and (ta is str or ta is list):
         build(m, ta, len(a) + len(b))
         return a + b
     if isinstance(a, int) and isinstance(b, int):
-        return check_int(a + b)
+        return check_int(m, a + b)
     bad_operands("+", a, b)
 
 
@@ -138,9 +142,9 @@ def iadd(m: Meter, a: Any, b: Any) -> Any:
     """`a += b`: in place for lists (as CPython), otherwise as `a + b`."""
     if type(a) is int and type(b) is int:
         r = a + b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     if type(a) is list and type(b) is list:
         build(m, list, len(a) + len(b))
         a.extend(b)
@@ -148,17 +152,26 @@ def iadd(m: Meter, a: Any, b: Any) -> Any:
     return add(m, a, b)
 
 
+def neg(m: Meter, a: Any) -> Any:
+    """Unary minus (a new object for a big int)."""
+    if type(a) is int and -SMALL < a < SMALL:
+        return -a
+    if isinstance(a, int):
+        return check_int(m, -a)
+    raise ContractError(f"bad operand for unary -: {type_name(a)}")
+
+
 def sub(m: Meter, a: Any, b: Any) -> Any:
     if type(a) is int and type(b) is int:
         r = a - b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     if isinstance(a, int) and isinstance(b, int):
         r = a - b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     bad_operands("-", a, b)
 
 
@@ -169,7 +182,7 @@ def mul(m: Meter, a: Any, b: Any) -> Any:
         charge(m, limbs(a) * limbs(b) * S.limb_product)
         if a.bit_length() + b.bit_length() > L.int_bits_max + 1:
             raise LimitExceeded("int_bits", a.bit_length() + b.bit_length())
-        return check_int(a * b)
+        return check_int(m, a * b)
     if isinstance(b, int) and type(a) in (str, list):
         build(m, type(a), len(a) * max(b, 0))
         return a * b
@@ -185,7 +198,7 @@ def floordiv(m: Meter, a: Any, b: Any) -> Any:
             charge(m, limbs(a) * limbs(b) * S.limb_product)
         if b == 0:
             raise ContractError("integer division by zero")
-        return check_int(a // b)
+        return check_int(m, a // b)
     bad_operands("//", a, b)
 
 
@@ -195,7 +208,7 @@ def mod(m: Meter, a: Any, b: Any) -> Any:
             charge(m, limbs(a) * limbs(b) * S.limb_product)
         if b == 0:
             raise ContractError("integer modulo by zero")
-        return a % b
+        return check_int(m, a % b)
     bad_operands("%", a, b)  # `str % x` formatting is deliberately not supported
 
 
@@ -211,7 +224,7 @@ def power(m: Meter, a: Any, b: Any) -> Any:
         raise LimitExceeded("int_bits", bits)
     size = bits // 64 + 1
     charge(m, size * size * S.limb_product)
-    return check_int(a**b)
+    return check_int(m, a**b)
 
 
 # -- walking and comparing ----------------------------------------------------------------
