@@ -93,6 +93,15 @@ def test_total_allocation_is_capped() -> None:
     assert result.status is Status.LIMIT and "alloc_bytes" in result.error
 
 
+def test_big_int_results_count_against_the_allocation_cap() -> None:
+    source = (
+        "def f():\n    x = 10 ** 300\n    keep = []\n    while True:\n"
+        "        keep.append([-x - i for i in range(1000)])\n"
+    )
+    result = run(source, "f", gas=50_000_000)
+    assert result.status is Status.LIMIT and "alloc_bytes" in result.error
+
+
 def test_out_of_gas_uses_the_whole_limit_and_gas_is_exact() -> None:
     source = "def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n"
     result = run(source, "f", 1000)
