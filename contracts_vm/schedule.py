@@ -10,6 +10,11 @@ Costs are charged in three ways (see codegen.py and runtime.py):
 - dynamically, by operand size, BEFORE the work: big-int multiply/power per 64-bit limb
   product, string/list building per element or per 8 bytes, sorted per n*log2(n), walks
   over containers (compare, membership, export) per element, storage and events per byte.
+Memory: everything that can be retained in bulk (str, containers, literals, comprehension
+elements, big ints) counts against alloc_bytes_max (cumulative, never credited back);
+what remains (small ints, locals) is bounded by gas at a few bytes per unit. `python -m
+bench.vm` prints ns per gas unit for stress programs and the peak memory of allocation
+bombs, so the two bounds can be checked together.
 """
 
 from __future__ import annotations
