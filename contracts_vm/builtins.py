@@ -20,6 +20,7 @@ from .runtime import (
     SMALL,
     Meter,
     S,
+    allocate_bytes,
     build,
     charge,
     check_int,
@@ -76,10 +77,11 @@ def b_range(m: Meter, *args: Any) -> range:
 
 def _minmax(m: Meter, args: tuple[Any, ...], pick: Callable[..., Any]) -> Any:
     items = iterable(m, args[0]) if len(args) == 1 else list(args)
+    charge(m, seq_len(m, items))
     if not items:
         raise ContractError("min/max of an empty sequence")
-    walk(m, list(items) if type(items) is range else items)
-    charge(m, seq_len(m, items))
+    if type(items) is not range:
+        walk(m, items)
     try:
         return pick(items)
     except TypeError:
@@ -101,18 +103,18 @@ def b_sum(m: Meter, x: Any, start: Any = 0) -> int:
     if type(items) is not range:
         need_int(*items)
     total: int = sum(items, start)
-    return check_int(total)
+    return check_int(m, total)
 
 
 def b_abs(m: Meter, x: Any) -> int:
     need_int(x)
-    return int(abs(x))
+    return check_int(m, int(abs(x)))
 
 
 def b_sorted(m: Meter, x: Any, reverse: Any = False) -> list[Any]:
-    items = list(iterable(m, x))
-    n = len(items)
+    n = seq_len(m, iterable(m, x))
     build(m, list, n)
+    items = list(iterable(m, x))
     walk(m, items)
     charge(m, n * max(n - 1, 0).bit_length() * S.sort_factor)
     try:
@@ -124,14 +126,18 @@ def b_sorted(m: Meter, x: Any, reverse: Any = False) -> list[Any]:
 def b_enumerate(m: Meter, x: Any, start: Any = 0) -> list[list[Any]]:
     need_int(start)
     items = iterable(m, x)
-    build(m, list, 2 * seq_len(m, items))
+    n = seq_len(m, items)
+    build(m, list, n)
+    allocate_bytes(m, 80 * n)  # one [i, v] list per element
     return [[i, v] for i, v in enumerate(items, start)]
 
 
 def b_zip(m: Meter, *xs: Any) -> list[list[Any]]:
     seqs = [iterable(m, x) for x in xs]
     n = min((len(s) for s in seqs), default=0)
-    build(m, list, n * (len(seqs) + 1))
+    build(m, list, n)
+    allocate_bytes(m, (64 + 8 * len(seqs)) * n)
+    charge(m, n * len(seqs) * S.per_element)
     return [list(t) for t in zip(*seqs, strict=False)]
 
 
@@ -164,8 +170,13 @@ def b_str(m: Meter, x: Any) -> str:
     t = type(x)
     if t is str:
         return x  # type: ignore[no-any-return]
-    if t is int or t is bool or x is None:
-        charge(m, 2)
+    if (t is int and -SMALL < x < SMALL) or t is bool or x is None:
+        m.gas -= 2
+        if m.gas < 0:
+            raise OutOfGas(-m.gas)
+        return str(x)
+    if t is int:
+        charge(m, 2 + limbs_product(x, x) // 2)
         return str(x)  # |x| < 2**1024: at most 309 digits, below any int_max_str_digits
     raise ContractError(f"str() of a {type_name(x)} is not allowed")
 
@@ -177,7 +188,7 @@ def b_int(m: Meter, x: Any) -> int:
         if not x.isascii() or len(x) > 320:
             raise ContractError("int() needs a short ASCII decimal string")
         try:
-            return check_int(int(x, 10))
+            return check_int(m, int(x, 10))
         except ValueError:
             raise ContractError("invalid literal for int()") from None
     raise ContractError(f"int() of a {type_name(x)}")
@@ -209,7 +220,8 @@ def b_divmod(m: Meter, a: Any, b: Any) -> list[int]:
     need_int(a, b)
     if b == 0:
         raise ContractError("integer division by zero")
-    return list(divmod(a, b))
+    q, r = divmod(a, b)
+    return [check_int(m, q), check_int(m, r)]
 
 
 def b_fail(m: Meter, message: Any) -> None:
@@ -226,11 +238,11 @@ def b_mul_div(m: Meter, a: Any, b: Any, d: Any, rounding: Any) -> int:
         if m.gas < 0:
             raise OutOfGas(-m.gas)
         if type(d) is int and type(rounding) is str:
-            return money.mul_div(a, b, d, rounding)  # |result| <= |a * b| < 2**126
+            return check_int(m, money.mul_div(a, b, d, rounding))
     need_int(a, b, d)
     need_str(rounding)
     charge(m, S.builtin_money + limbs_product(a, b))
-    return check_int(money.mul_div(a, b, d, rounding))
+    return check_int(m, money.mul_div(a, b, d, rounding))
 
 
 def limbs_product(a: int, b: int) -> int:
@@ -266,6 +278,14 @@ def calendar(fn: Callable[..., Any]) -> Callable[..., Any]:
 # -- host ---------------------------------------------------------------------------------
 
 
+def host_read(fn: Callable[[str], object], name: str) -> object:
+    """Call a Host read; any exception it raises is a node bug, never a contract outcome."""
+    try:
+        return fn(name)
+    except Exception as exc:
+        raise HostError(f"host read failed: {type(exc).__name__}") from exc
+
+
 def host_value(m: Meter, v: object, per_byte: int) -> Any:
     try:
         out = import_value(v)
@@ -278,13 +298,13 @@ def host_value(m: Meter, v: object, per_byte: int) -> Any:
 def b_param(m: Meter, name: Any) -> Any:
     need_str(name)
     charge(m, S.host_read)
-    return host_value(m, m.host.param(name), 1)
+    return host_value(m, host_read(m.host.param, name), 1)
 
 
 def b_aggregate(m: Meter, name: Any) -> Any:
     need_str(name)
     charge(m, S.host_read)
-    return host_value(m, m.host.aggregate(name), 1)
+    return host_value(m, host_read(m.host.aggregate, name), 1)
 
 
 def b_storage_get(m: Meter, k: Any) -> Any:
@@ -294,7 +314,7 @@ def b_storage_get(m: Meter, k: Any) -> Any:
         v = m.writes[k]
         charge(m, json_size(v) * S.storage_read_per_byte)
         return import_value(v)
-    return host_value(m, m.host.storage_get(k), S.storage_read_per_byte)
+    return host_value(m, host_read(m.host.storage_get, k), S.storage_read_per_byte)
 
 
 def b_storage_set(m: Meter, k: Any, v: Any) -> None:

@@ -24,7 +24,7 @@ from .errors import ContractError, HostError, LimitExceeded, OutOfGas
 from .methods import METHOD_HELPERS
 from .schedule import DEFAULT_LIMITS, GAS_SCHEDULE_VERSION, VM_VERSION
 from .validator import validate
-from .values import BadValue, Json, export_value, import_value, json_size
+from .values import BadValue, Json, export_value, import_args
 
 ARGS_GAS_PER_BYTE = 1
 
@@ -98,29 +98,12 @@ class Program:
 def _base_namespace() -> dict[str, Any]:
     ns: dict[str, Any] = {"__builtins__": {}}
     ns.update(
-        _oog=rt.oog,
-        _enter=rt.enter,
-        _add=rt.add,
-        _iadd=rt.iadd,
-        _sub=rt.sub,
-        _mul=rt.mul,
-        _fdiv=rt.floordiv,
-        _mod=rt.mod,
-        _pow=rt.power,
-        _eq=rt.eq,
-        _ne=rt.ne,
+        _oog=rt.oog, _enter=rt.enter, _neg=rt.neg, _add=rt.add, _iadd=rt.iadd, _sub=rt.sub,
+        _mul=rt.mul, _fdiv=rt.floordiv, _mod=rt.mod, _pow=rt.power, _eq=rt.eq, _ne=rt.ne,
         _lt=rt.lt,
-        _le=rt.le,
-        _gt=rt.gt,
-        _ge=rt.ge,
-        _in=rt.contains,
-        _nin=rt.not_contains,
-        _key=rt.key,
-        _setitem=rt.setitem,
-        _slice=rt.getslice,
-        _new=rt.new,
-        _tick=rt.tick,
-        _clen=rt.checked_len,
+        _le=rt.le, _gt=rt.gt, _ge=rt.ge, _in=rt.contains, _nin=rt.not_contains,
+        _key=rt.key, _setitem=rt.setitem, _slice=rt.getslice, _new=rt.new,
+        _tick=rt.tick, _clen=rt.checked_len,
     )
     ns.update({"_b_" + k: v for k, v in BUILTIN_HELPERS.items()})
     ns.update({"_m_" + k: v for k, v in METHOD_HELPERS.items()})
@@ -176,11 +159,11 @@ def execute(
     if entry not in program.functions:
         return Result(Status.ERROR, None, 0, error=f"no entry point {entry!r}")
     try:
-        vm_args = import_value(list(args))
+        vm_args, args_size = import_args(list(args))
     except BadValue as exc:
         return Result(Status.ERROR, None, 0, error=f"bad arguments: {exc}")
     try:
-        rt.charge(m, json_size(vm_args) * ARGS_GAS_PER_BYTE)
+        rt.charge(m, args_size * ARGS_GAS_PER_BYTE)
         ns = _namespace(program)
         ns["_M"] = m
         for name in program.global_names:
@@ -200,7 +183,8 @@ def execute(
     except ContractError as exc:
         line = _contract_line(exc.__traceback__)
         return Result(Status.ERROR, None, _used(m, gas_limit), error=f"{exc.message} (line {line})")
-    except (ArithmeticError, LookupError, TypeError, ValueError, NameError, RuntimeError) as exc:
+    except (ArithmeticError, LookupError, TypeError, ValueError, NameError,
+            RuntimeError) as exc:
         line = _contract_line(exc.__traceback__)
         message = f"{type(exc).__name__} (line {line})"
         return Result(Status.ERROR, None, _used(m, gas_limit), error=message)

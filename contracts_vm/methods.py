@@ -12,7 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ContractError, LimitExceeded
-from .runtime import LEN_MAX, STR_MAX, Meter, allocate_bytes, build, charge, key, walk
+from .runtime import (
+    LEN_MAX,
+    STR_MAX,
+    Meter,
+    allocate_bytes,
+    build,
+    charge,
+    key,
+    search_cost,
+    walk,
+)
 from .runtime import type_name as tn
 
 
@@ -43,7 +53,8 @@ def m_values(m: Meter, obj: Any) -> list[Any]:
 def m_items(m: Meter, obj: Any) -> list[list[Any]]:
     if type(obj) is not dict:
         raise bad("items", obj)
-    build(m, list, 3 * len(obj))
+    build(m, list, len(obj))
+    allocate_bytes(m, 80 * len(obj))  # one [k, v] list per item
     return [[k, v] for k, v in obj.items()]
 
 
@@ -97,7 +108,7 @@ def m_index(m: Meter, obj: Any, v: Any) -> int:
             raise ContractError("list.index: value not in list")
         return obj.index(v)
     if type(obj) is str and type(v) is str:
-        charge(m, len(obj) // 16 + 1)
+        charge(m, search_cost(obj, v))
         if v not in obj:
             raise ContractError("str.index: substring not found")
         return obj.index(v)
@@ -110,7 +121,7 @@ def m_count(m: Meter, obj: Any, v: Any) -> int:
         walk(m, v)
         return obj.count(v)
     if type(obj) is str and type(v) is str:
-        charge(m, len(obj) // 16 + 1)
+        charge(m, search_cost(obj, v))
         return obj.count(v)
     raise bad("count", obj)
 
@@ -144,13 +155,13 @@ def m_endswith(m: Meter, obj: Any, suffix: Any) -> bool:
 
 def m_find(m: Meter, obj: Any, sub: Any) -> int:
     _str_args("find", obj, sub)
-    charge(m, len(obj) // 16 + 1)
+    charge(m, search_cost(obj, sub))
     return obj.find(sub)  # type: ignore[no-any-return]
 
 
 def m_replace(m: Meter, obj: Any, old: Any, new: Any) -> str:
     _str_args("replace", obj, old, new)
-    charge(m, len(obj) // 16 + 1)
+    charge(m, search_cost(obj, old))
     n = obj.count(old)
     build(m, str, len(obj) + n * (len(new) - len(old)))
     return obj.replace(old, new)  # type: ignore[no-any-return]
@@ -160,7 +171,7 @@ def m_split(m: Meter, obj: Any, sep: Any) -> list[str]:
     _str_args("split", obj, sep)
     if not sep:
         raise ContractError("str.split() needs a non-empty separator")
-    charge(m, len(obj) // 16 + 1)
+    charge(m, search_cost(obj, sep))
     build(m, list, obj.count(sep) + 1)
     allocate_bytes(m, len(obj))
     return obj.split(sep)  # type: ignore[no-any-return]
@@ -183,7 +194,7 @@ def m_join(m: Meter, obj: Any, items: Any) -> str:
 
 def m_strip(m: Meter, obj: Any, chars: Any) -> str:
     _str_args("strip", obj, chars)
-    charge(m, len(obj) // 16 + 1)
+    charge(m, search_cost(obj, chars))
     return obj.strip(chars)  # type: ignore[no-any-return]
 
 

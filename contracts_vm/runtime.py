@@ -19,6 +19,7 @@ L = DEFAULT_LIMITS
 IMAX = 1 << L.int_bits_max  # every int value satisfies -IMAX < x < IMAX
 SMALL = 1 << 63  # operands below this multiply without a size charge
 KEY_MAX = L.dict_int_key_max
+KEY_LEN_MAX = L.dict_str_key_len_max
 STR_MAX = L.str_len_max
 LEN_MAX = L.container_len_max
 
@@ -85,10 +86,14 @@ def bad_operands(op: str, a: object, b: object) -> NoReturn:
     raise ContractError(f"unsupported operands for {op}: {type_name(a)} and {type_name(b)}")
 
 
-def check_int(r: int) -> int:
-    if -IMAX < r < IMAX:
+def check_int(m: Meter, r: int) -> int:
+    """Cap an int result; a big one (|r| >= 2**63) is a new object: account its bytes."""
+    if -SMALL < r < SMALL:
         return r
-    raise LimitExceeded("int_bits", r.bit_length())
+    if not -IMAX < r < IMAX:
+        raise LimitExceeded("int_bits", r.bit_length())
+    allocate_bytes(m, 8 * limbs(r) + 32)
+    return r
 
 
 def build(m: Meter, kind: type, n: int) -> None:
@@ -105,6 +110,12 @@ def build(m: Meter, kind: type, n: int) -> None:
         allocate_bytes(m, 8 * n + 64)
 
 
+def search_cost(hay: str, needle: str) -> int:
+    """Substring search: CPython's fastsearch is O(n * m) in the worst case for needles
+    shorter than 100 chars (two-way, linear, above that), so charge by both."""
+    return len(hay) * (min(len(needle), 100) + 4) // 64 + 1
+
+
 def limbs(x: int) -> int:
     return x.bit_length() // 64 + 1
 
@@ -115,15 +126,15 @@ def limbs(x: int) -> int:
 def add(m: Meter, a: Any, b: Any) -> Any:
     if type(a) is int and type(b) is int:
         r = a + b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     ta = type(a)
     if ta is type(b) and (ta is str or ta is list):
         build(m, ta, len(a) + len(b))
         return a + b
     if isinstance(a, int) and isinstance(b, int):
-        return check_int(a + b)
+        return check_int(m, a + b)
     bad_operands("+", a, b)
 
 
@@ -131,9 +142,9 @@ def iadd(m: Meter, a: Any, b: Any) -> Any:
     """`a += b`: in place for lists (as CPython), otherwise as `a + b`."""
     if type(a) is int and type(b) is int:
         r = a + b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     if type(a) is list and type(b) is list:
         build(m, list, len(a) + len(b))
         a.extend(b)
@@ -141,17 +152,26 @@ def iadd(m: Meter, a: Any, b: Any) -> Any:
     return add(m, a, b)
 
 
+def neg(m: Meter, a: Any) -> Any:
+    """Unary minus (a new object for a big int)."""
+    if type(a) is int and -SMALL < a < SMALL:
+        return -a
+    if isinstance(a, int):
+        return check_int(m, -a)
+    raise ContractError(f"bad operand for unary -: {type_name(a)}")
+
+
 def sub(m: Meter, a: Any, b: Any) -> Any:
     if type(a) is int and type(b) is int:
         r = a - b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     if isinstance(a, int) and isinstance(b, int):
         r = a - b
-        if -IMAX < r < IMAX:
+        if -SMALL < r < SMALL:
             return r
-        raise LimitExceeded("int_bits", r.bit_length())
+        return check_int(m, r)
     bad_operands("-", a, b)
 
 
@@ -162,7 +182,7 @@ def mul(m: Meter, a: Any, b: Any) -> Any:
         charge(m, limbs(a) * limbs(b) * S.limb_product)
         if a.bit_length() + b.bit_length() > L.int_bits_max + 1:
             raise LimitExceeded("int_bits", a.bit_length() + b.bit_length())
-        return check_int(a * b)
+        return check_int(m, a * b)
     if isinstance(b, int) and type(a) in (str, list):
         build(m, type(a), len(a) * max(b, 0))
         return a * b
@@ -174,17 +194,21 @@ def mul(m: Meter, a: Any, b: Any) -> Any:
 
 def floordiv(m: Meter, a: Any, b: Any) -> Any:
     if isinstance(a, int) and isinstance(b, int):
+        if not -SMALL < a < SMALL:
+            charge(m, limbs(a) * limbs(b) * S.limb_product)
         if b == 0:
             raise ContractError("integer division by zero")
-        return check_int(a // b)
+        return check_int(m, a // b)
     bad_operands("//", a, b)
 
 
 def mod(m: Meter, a: Any, b: Any) -> Any:
     if isinstance(a, int) and isinstance(b, int):
+        if not -SMALL < a < SMALL:
+            charge(m, limbs(a) * limbs(b) * S.limb_product)
         if b == 0:
             raise ContractError("integer modulo by zero")
-        return a % b
+        return check_int(m, a % b)
     bad_operands("%", a, b)  # `str % x` formatting is deliberately not supported
 
 
@@ -200,39 +224,51 @@ def power(m: Meter, a: Any, b: Any) -> Any:
         raise LimitExceeded("int_bits", bits)
     size = bits // 64 + 1
     charge(m, size * size * S.limb_product)
-    return check_int(a**b)
+    return check_int(m, a**b)
 
 
 # -- walking and comparing ----------------------------------------------------------------
 
 
+def _keys_cost(d: dict[Any, Any]) -> int:
+    """Comparing dicts compares their keys: charge long str keys by length too."""
+    cost = 0
+    for k in d:
+        if type(k) is str and len(k) > 64:
+            cost += len(k) // 64
+    return cost
+
+
 def walk(m: Meter, v: Any) -> None:
-    """Charge per element (and per 64 chars) for an operation that visits all of v; cap depth."""
+    """Charge per element (and per 64 chars of str values and keys) for an operation that
+    visits all of v, before it runs; cap the nesting depth (this also stops cycles).
+    Depth-first over a stack of iterators: memory proportional to depth, not width."""
     t = type(v)
-    if t is int or t is bool or v is None or t is range:
-        return
-    if t is str:
-        if len(v) > 64:
+    if t is not list and t is not dict:
+        if t is str and len(v) > 64:
             charge(m, len(v) // 64)
         return
-    stack: list[tuple[Any, int]] = [(v, 1)]
-    cost = 0
+    cost = len(v) + 1
+    if t is dict:
+        cost += _keys_cost(v)
+    stack = [iter(v.values() if t is dict else v)]
     while stack:
-        x, depth = stack.pop()
-        if depth > L.data_depth_max:
-            raise LimitExceeded("data_depth", depth)
-        items = x.values() if type(x) is dict else x
-        cost += len(x) + 1
-        if cost > m.gas:
-            charge(m, cost)
-        for item in items:
+        for item in stack[-1]:
             ti = type(item)
             if ti is list or ti is dict:
-                stack.append((item, depth + 1))
-            elif ti is str and len(item) > 64:
+                if len(stack) >= L.data_depth_max:
+                    raise LimitExceeded("data_depth", len(stack) + 1)
+                cost += len(item) + 1
+                if ti is dict:
+                    cost += _keys_cost(item)
+                if cost > m.gas:
+                    charge(m, cost * S.per_element)  # raises OutOfGas
+                stack.append(iter(item.values() if ti is dict else item))
+                break
+            if ti is str and len(item) > 64:
                 cost += len(item) // 64
-        if type(x) is dict:
-            cost += len(x)
+        else:
+            stack.pop()
     charge(m, cost * S.per_element)
 
 
@@ -300,7 +336,7 @@ def contains(m: Meter, a: Any, b: Any) -> bool:
     if tb is str:
         if type(a) is not str:
             bad_operands("in", a, b)
-        charge(m, len(b) // 16 + 1)
+        charge(m, search_cost(b, a))
         return a in b
     if tb is list:
         walk(m, a)
@@ -320,9 +356,10 @@ def not_contains(m: Meter, a: Any, b: Any) -> bool:
 
 def key(m: Meter, k: Any) -> Any:
     t = type(k)
-    if t is str or (t is int and -KEY_MAX < k < KEY_MAX):
+    if (t is str and len(k) <= KEY_LEN_MAX) or (t is int and -KEY_MAX < k < KEY_MAX):
         return k
-    raise ContractError(f"dict keys are str or int (|k| < 2**63), not {type_name(k)}")
+    raise ContractError(
+        f"dict keys are str (<= 256 chars) or int (|k| < 2**60), not {type_name(k)}")
 
 
 def setitem(m: Meter, obj: Any, k: Any, v: Any) -> None:

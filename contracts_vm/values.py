@@ -17,6 +17,7 @@ from .schedule import DEFAULT_LIMITS
 Json: TypeAlias = "bool | int | str | list[Json] | dict[str, Json] | None"
 
 DEPTH_MAX = DEFAULT_LIMITS.data_depth_max
+SMALL_INT = 1 << 63
 
 
 class BadValue(Exception):
@@ -49,11 +50,32 @@ def import_value(v: object, depth: int = 1) -> Any:
         for k, x in v.items():  # type: ignore[attr-defined]
             if type(k) is not str:
                 raise BadValue("dict keys must be str")
-            if len(k) > STR_MAX:
-                raise BadValue("string too long")
+            if len(k) > DEFAULT_LIMITS.dict_str_key_len_max:
+                raise BadValue("dict key too long")
             out[k] = import_value(x, depth + 1)
         return out
     raise BadValue(f"not a JSON-like value: {t.__name__}")
+
+
+def import_args(args: object) -> tuple[list[Any], int]:
+    """Import an argument list; return the VM values and their json_size. Flat lists of
+    small scalars (the common case) take a fast path with the same result."""
+    if type(args) is list:
+        size = 4
+        for a in args:
+            t = type(a)
+            if t is int and -SMALL_INT < a < SMALL_INT:
+                size += 8 + (a.bit_length() + 7) // 8
+            elif t is str and a.isascii() and len(a) <= STR_MAX:
+                size += 4 + len(a)
+            elif a is None or t is bool:
+                size += 1
+            else:
+                break
+        else:
+            return list(args), size
+    value = import_value(args)
+    return value, json_size(value)
 
 
 def export_value(m: Meter, v: Any, depth: int = 1) -> Json:
