@@ -369,16 +369,5 @@ BUILTIN_HELPERS: dict[str, Callable[..., Any]] = {
     "storage_set": b_storage_set,
     "emit": b_emit,
 }
-for _name in (
-    "days_from_civil",
-    "civil_from_days",
-    "days_between",
-    "is_leap_year",
-    "days_in_month",
-    "month_end",
-    "quarter_end",
-    "year_end",
-    "period_end",
-    "add_months",
-):
+for _name in money.CALENDAR_HELPERS:
     BUILTIN_HELPERS[_name] = calendar(getattr(money, _name))

@@ -10,6 +10,21 @@ from __future__ import annotations
 
 from .errors import ContractError
 
+# The calendar helpers contracts may call (day numbers since 1970-01-01); the validator's
+# allow-list and the runtime's builtin table are both built from this one tuple.
+CALENDAR_HELPERS = (
+    "days_from_civil",
+    "civil_from_days",
+    "days_between",
+    "is_leap_year",
+    "days_in_month",
+    "month_end",
+    "quarter_end",
+    "year_end",
+    "period_end",
+    "add_months",
+)
+
 ROUNDINGS = ("half-even", "half-up", "floor", "ceiling", "down")
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import CompileError
+from .money import CALENDAR_HELPERS
 from .schedule import Limits
 
 IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -46,16 +47,7 @@ BUILTINS = frozenset(
         "fail",
         "mul_div",
         "allocate",
-        "days_from_civil",
-        "civil_from_days",
-        "days_between",
-        "is_leap_year",
-        "days_in_month",
-        "month_end",
-        "quarter_end",
-        "year_end",
-        "period_end",
-        "add_months",
+        *CALENDAR_HELPERS,
         "param",
         "aggregate",
         "storage_get",
