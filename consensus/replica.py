@@ -1,0 +1,876 @@
+"""The PBFT replica: `Replica.step(input) -> Ready`, pure and deterministic.
+
+Rules kept here (Castro & Liskov, OSDI'99 / TOCS'02, signatures instead of MACs):
+- §4.2 normal case: the primary of view v pre-prepares; a backup asks the application to
+  validate, then PREPAREs; 2f PREPAREs + PRE-PREPARE = prepared, then COMMIT; 2f+1 COMMITs
+  = committed, and those signatures are the block's `CommitCertificate`.
+- §4.3 checkpoints every K; 2f+1 matching = stable; the log lives in the watermark window
+  (stable, stable + L] and everything at or below the stable checkpoint is dropped.
+- §4.4 view change on timeout; §4.5.2 timeouts double and f+1 view changes pull a replica in.
+- A replica never signs two digests for one (kind, view, seq): every vote is recorded in
+  the hard state before the message carrying it can be sent.
+- Catch-up: behind replicas FETCH committed blocks with certificates and verify them.
+- Remote bad input becomes `Misbehaviour`; only broken local invariants raise.
+"""
+
+from __future__ import annotations
+
+from consensus import viewchange
+from consensus.errors import InvariantError, UsageError
+from consensus.messages import (
+    BLOCKS,
+    CHECKPOINT,
+    COMMIT,
+    FETCH,
+    NEW_VIEW,
+    NULL_DIGEST,
+    PRE_PREPARE,
+    PREPARE,
+    VIEW_CHANGE,
+    Blocks,
+    Checkpoint,
+    Commit,
+    Envelope,
+    Fetch,
+    FetchedBlock,
+    NewView,
+    Prepare,
+    PreparedProof,
+    PrePrepare,
+    ViewChange,
+    body_of,
+    seal,
+    signature_ok,
+    signed_bytes,
+)
+from consensus.slots import Slot, VoteEntry
+from consensus.types import (
+    Committed,
+    Config,
+    Epoch,
+    Executed,
+    HardState,
+    Input,
+    Misbehaviour,
+    Outbound,
+    ProposalVerdict,
+    Propose,
+    Ready,
+    Receive,
+    ServeBlocks,
+    ServeRequest,
+    Tick,
+    ToValidate,
+    Vote,
+)
+from node.ledger import codec
+from node.ledger.certificate import CommitCertificate, CommitSignature, ValidatorSet
+from node.ledger.errors import LedgerError
+
+CHECKPOINTS_KEPT_PER_PEER = 4
+BLOCKS_BYTES_MAX = 2 * 1024 * 1024
+
+
+def activation_seq(executed_seq: int, checkpoint_interval: int, watermark_window: int) -> int:
+    """First seq governed by a validator set produced by block `executed_seq`: after the
+    checkpoint one full window later, so no replica can have that seq in its window yet."""
+    k = checkpoint_interval
+    return -(-executed_seq // k) * k + watermark_window + 1
+
+
+class Replica:
+    """One PBFT replica. Drive it only through `step`; read-only properties help the shell."""
+
+    def __init__(self, config: Config, hard_state: bytes | None = None) -> None:
+        self.cfg = config
+        self.me = config.signer.public_key
+        self.view = 0
+        self.view_active = True
+        self.stable_seq = 0
+        self.stable_digest = config.genesis_state_digest
+        self.stable_proof: tuple[Envelope, ...] = ()
+        self.executed_seq = 0
+        self.executed_digest = config.genesis_state_digest
+        self.delivered_seq = 0
+        self.epochs: list[Epoch] = [Epoch(1, config.validators)]
+        self.votes: dict[tuple[str, int, int], bytes] = {}
+        self.slots: dict[int, Slot] = {}
+        self.own_vc: Envelope | None = None
+        self.own_nv: Envelope | None = None
+        self.view_changes: dict[bytes, tuple[Envelope, ViewChange]] = {}
+        self.checkpoints: dict[bytes, dict[int, Envelope]] = {}
+        self.own_checkpoints: dict[int, bytes] = {}
+        self.own_checkpoint_env: Envelope | None = None
+        self.peer_high: dict[bytes, int] = {}
+        self.pending_payload: bytes | None = None
+        self.app_work = False
+        self.timer_ticks = 0
+        self.backoff = 0
+        self.ticks = 0
+        self.last_progress_tick = 0
+        self.fetch_round = 0
+        self.last_reply_tick: dict[bytes, int] = {}
+        self._dirty = hard_state is None
+        self._reset_ready()
+        if hard_state is not None:
+            self._restore(HardState.decode(hard_state))
+
+    # ---- public read-only view for the shell ---------------------------------------------
+
+    @property
+    def validators(self) -> ValidatorSet:
+        """The validator set governing the current window (whom to broadcast to)."""
+        return self.set_for(self.stable_seq + 1)
+
+    @property
+    def is_member(self) -> bool:
+        return self.me in self.validators.validators
+
+    @property
+    def is_primary(self) -> bool:
+        return self.validators.primary(self.view) == self.me
+
+    @property
+    def next_seq(self) -> int:
+        assigned = [s.seq for s in self.slots.values() if s.view == self.view and s.digest]
+        return max([*assigned, self.stable_seq, self.delivered_seq]) + 1
+
+    @property
+    def high_watermark(self) -> int:
+        """§4.3 H = h + L, clipped so the window never spans two validator sets."""
+        high = min(self.stable_seq, self.executed_seq) + self.cfg.watermark_window
+        for epoch in self.epochs:
+            if epoch.start_seq > self.stable_seq + 1:
+                high = min(high, epoch.start_seq - 1)
+        return high
+
+    @property
+    def can_propose(self) -> bool:
+        seq = self.next_seq
+        return (
+            self.is_primary
+            and self.view_active
+            and self.is_member
+            and seq <= self.high_watermark
+            and seq - 1 - self.delivered_seq < self.cfg.max_outstanding
+        )
+
+    def set_for(self, seq: int) -> ValidatorSet:
+        current = self.epochs[0].validators
+        for epoch in self.epochs:
+            if epoch.start_seq <= seq:
+                current = epoch.validators
+        return current
+
+    # ---- the one entry point -------------------------------------------------------------
+
+    def step(self, event: Input) -> Ready:
+        match event:
+            case Receive(sender, data):
+                self._on_receive(sender, data)
+            case Tick():
+                self._on_tick()
+            case Propose(payload):
+                self._on_propose(payload)
+            case ProposalVerdict(view, seq, digest, valid):
+                self._on_verdict(view, seq, digest, valid)
+            case Executed(seq, state_digest, validators):
+                self._on_executed(seq, state_digest, validators)
+            case ServeBlocks(requester, blocks):
+                self._on_serve(requester, blocks)
+            case _:
+                raise UsageError("unknown_input", type(event).__name__)
+        self.check_invariants()
+        return self._flush()
+
+    # ---- Ready accumulation --------------------------------------------------------------
+
+    def _reset_ready(self) -> None:
+        self._out: list[Outbound] = []
+        self._validate: list[ToValidate] = []
+        self._committed: list[Committed] = []
+        self._bad: list[Misbehaviour] = []
+        self._serve: list[ServeRequest] = []
+
+    def _flush(self) -> Ready:
+        ready = Ready(
+            self.hard_state_bytes() if self._dirty else None,
+            tuple(self._out),
+            tuple(self._validate),
+            tuple(self._committed),
+            tuple(self._bad),
+            tuple(self._serve),
+        )
+        self._dirty = False
+        self._reset_ready()
+        return ready
+
+    def _report(self, peer: bytes, code: str, detail: str = "") -> None:
+        self._bad.append(Misbehaviour(peer, code, detail))
+
+    def _send(self, env: Envelope, destination: bytes | None = None) -> None:
+        self._out.append(Outbound(destination, codec.encode(env.to_value())))
+
+    def _seal(
+        self,
+        body: PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Fetch | Blocks,
+        payload: bytes = b"",
+    ) -> Envelope:
+        return seal(self.cfg.chain_id, self.me, self.cfg.signer.sign_raw, body, payload)
+
+    def _vote(self, kind: str, view: int, seq: int, digest: bytes) -> bool:
+        """Record a vote before signing; False if it would be a second digest (never sign)."""
+        known = self.votes.get((kind, view, seq))
+        if known is not None:
+            return known == digest
+        self.votes[(kind, view, seq)] = digest
+        self._dirty = True
+        return True
+
+    # ---- hard state ----------------------------------------------------------------------
+
+    def hard_state(self) -> HardState:
+        prepared = tuple(
+            s.prepared for _, s in sorted(self.slots.items()) if s.prepared is not None
+        )
+        votes = tuple(
+            Vote(kind, view, seq, digest)
+            for (kind, view, seq), digest in sorted(self.votes.items())
+        )
+        return HardState(
+            self.view,
+            self.view_active,
+            self.stable_seq,
+            self.stable_digest,
+            self.stable_proof,
+            self.executed_seq,
+            self.executed_digest,
+            tuple(self.epochs),
+            votes,
+            prepared,
+            self.own_vc,
+            self.own_nv,
+        )
+
+    def hard_state_bytes(self) -> bytes:
+        return self.hard_state().encode()
+
+    def _restore(self, hs: HardState) -> None:
+        self.view, self.view_active = hs.view, hs.view_active
+        self.stable_seq, self.stable_digest = hs.stable_seq, hs.stable_digest
+        self.stable_proof = hs.stable_proof
+        self.executed_seq, self.executed_digest = hs.executed_seq, hs.executed_digest
+        self.delivered_seq = hs.executed_seq
+        self.epochs = list(hs.epochs)
+        self.votes = {(v.kind, v.view, v.seq): v.digest for v in hs.votes}
+        self.own_vc, self.own_nv = hs.view_change, hs.new_view
+        for proof in hs.prepared:
+            pre_prepare = body_of(proof.pre_prepare)
+            assert isinstance(pre_prepare, PrePrepare)
+            slot = self._slot(pre_prepare.seq)
+            slot.prepared = proof
+        if self.own_vc is not None and not self.view_active:
+            vc = body_of(self.own_vc)
+            assert isinstance(vc, ViewChange)
+            self.view_changes[self.me] = (self.own_vc, vc)
+
+    # ---- invariants ----------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        if not self.stable_seq % self.cfg.checkpoint_interval == 0:
+            raise InvariantError("stable_not_on_interval", str(self.stable_seq))
+        if self.executed_seq > self.delivered_seq:
+            raise InvariantError("executed_beyond_delivered")
+        for seq in self.slots:
+            if seq <= self.stable_seq:
+                raise InvariantError("slot_below_low_watermark", str(seq))
+        if len(self.slots) > self.cfg.watermark_window + self.cfg.fetch_batch_max:
+            raise InvariantError("log_unbounded", str(len(self.slots)))
+
+    def _slot(self, seq: int) -> Slot:
+        slot = self.slots.get(seq)
+        if slot is None:
+            slot = self.slots[seq] = Slot(seq)
+        return slot
+
+    def _in_window(self, seq: int) -> bool:
+        return self.stable_seq < seq <= self.high_watermark
+
+    # ---- receive dispatch ----------------------------------------------------------------
+
+    def _known_sender(self, sender: bytes) -> bool:
+        return any(sender in e.validators.validators for e in self.epochs)
+
+    def _on_receive(self, sender: bytes, data: bytes) -> None:
+        try:
+            env = Envelope.from_value(codec.decode(data))
+            body = body_of(env)
+        except LedgerError as exc:
+            self._report(sender, "malformed", exc.code)
+            return
+        if env.sender != sender:
+            self._report(sender, "sender_mismatch")
+            return
+        if not self._known_sender(sender):
+            self._report(sender, "unknown_sender")
+            return
+        if not signature_ok(self.cfg.chain_id, env, self.cfg.verifier):
+            self._report(sender, "bad_signature", env.kind)
+            return
+        match body:
+            case PrePrepare():
+                self._on_pre_prepare(env, body)
+            case Prepare():
+                self._on_prepare(env, body)
+            case Commit():
+                self._on_commit(env, body)
+            case Checkpoint():
+                self._on_checkpoint(env, body)
+            case ViewChange():
+                self._on_view_change(env, body)
+            case NewView():
+                self._on_new_view(env, body)
+            case Fetch():
+                self._on_fetch(env, body)
+            case Blocks():
+                self._on_blocks(env, body)
+
+    def _normal_case_ok(self, env: Envelope, view: int, seq: int) -> bool:
+        """Common §4.2 acceptance: member of the window's set, current view, in watermarks."""
+        if env.sender not in self.validators.validators:
+            self._report(env.sender, "not_a_member", env.kind)
+            return False
+        if seq > self.high_watermark:
+            self.peer_high[env.sender] = max(self.peer_high.get(env.sender, 0), seq - 1)
+            if seq > self.stable_seq + 4 * self.cfg.watermark_window:
+                self._report(env.sender, "out_of_watermark", f"{env.kind} seq {seq}")
+            return False
+        if seq <= self.stable_seq:
+            return False  # old news (retransmission); already stable here
+        if view > self.view or (view == self.view and not self.view_active):
+            return env.kind == COMMIT  # commits of a later view still prove commitment
+        return True
+
+    # ---- §4.2 normal case ----------------------------------------------------------------
+
+    def _on_propose(self, payload: bytes) -> None:
+        self.app_work = True
+        if not (self.is_primary and self.is_member):
+            return  # §4.4: a backup that holds work runs its timer; the primary builds blocks
+        self.pending_payload = payload
+        self._propose_pending()
+
+    def _propose_pending(self) -> None:
+        if self.pending_payload is None or not self.can_propose:
+            return
+        payload, self.pending_payload = self.pending_payload, None
+        seq, digest = self.next_seq, self.cfg.digest(payload)
+        if not self._vote(PRE_PREPARE, self.view, seq, digest):
+            raise InvariantError("pre_prepare_equivocation", f"view {self.view} seq {seq}")
+        env = self._seal(PrePrepare(self.view, seq, digest), payload)
+        slot = self._slot(seq)
+        slot.accept(self.view, digest, payload, env.without_payload(), validated=True)
+        self._send(env)
+        self._check_prepared(slot)
+
+    def _on_pre_prepare(self, env: Envelope, pp: PrePrepare) -> None:
+        if not self._normal_case_ok(env, pp.view, pp.seq) or pp.view < self.view:
+            return
+        if env.sender != self.validators.primary(pp.view):
+            self._report(env.sender, "not_primary", f"view {pp.view}")
+            return
+        slot = self._slot(pp.seq)
+        if slot.view == pp.view and slot.digest is not None:
+            if slot.digest != pp.digest:
+                self._report(env.sender, "equivocation", f"pre-prepare seq {pp.seq}")
+            elif slot.payload is None and env.payload:
+                slot.payload = env.payload if self.cfg.digest(env.payload) == pp.digest else None
+            return
+        if pp.digest == NULL_DIGEST or not env.payload or self.cfg.digest(env.payload) != pp.digest:
+            self._report(env.sender, "bad_payload", f"seq {pp.seq}")
+            return
+        slot.accept(pp.view, pp.digest, env.payload, env.without_payload(), validated=False)
+        self._validate.append(ToValidate(pp.view, pp.seq, pp.digest, env.payload))
+
+    def _on_verdict(self, view: int, seq: int, digest: bytes, valid: bool) -> None:
+        slot = self.slots.get(seq)
+        if slot is None or (slot.view, slot.digest) != (view, digest) or view != self.view:
+            return  # superseded by a view change or garbage-collected
+        if not valid:
+            self._report(self.validators.primary(view), "invalid_proposal", f"seq {seq}")
+            if self.view_active:
+                self._start_view_change(self.view + 1)
+            return
+        slot.validated = True
+        self._send_prepare(slot)
+
+    def _send_prepare(self, slot: Slot) -> None:
+        assert slot.digest is not None
+        if not self.is_member or self.validators.primary(slot.view) == self.me:
+            return
+        if not self._vote(PREPARE, slot.view, slot.seq, slot.digest):
+            return  # we prepared another digest in this view before a restart; stay silent
+        env = self._seal(Prepare(slot.view, slot.seq, slot.digest))
+        slot.prepares[self.me] = (env, slot.view, slot.digest)
+        self._send(env)
+        self._check_prepared(slot)
+
+    def _on_prepare(self, env: Envelope, p: Prepare) -> None:
+        if not self._normal_case_ok(env, p.view, p.seq) or p.view < self.view:
+            return
+        if env.sender == self.validators.primary(p.view):
+            self._report(env.sender, "primary_prepared", f"seq {p.seq}")
+            return
+        slot = self._slot(p.seq)
+        if self._store_vote(slot.prepares, env, p.view, p.digest, PREPARE):
+            self._check_prepared(slot)
+
+    def _store_vote(
+        self, votes: dict[bytes, VoteEntry], env: Envelope, view: int, digest: bytes, kind: str
+    ) -> bool:
+        old = votes.get(env.sender)
+        if old is not None:
+            old_env, old_view, old_digest = old
+            if old_view > view or old_env == env:
+                return False
+            if old_view == view and old_digest != digest:
+                self._report(env.sender, "double_vote", f"{kind} view {view}")
+                return False
+        votes[env.sender] = (env, view, digest)
+        return True
+
+    def _check_prepared(self, slot: Slot) -> None:
+        if slot.digest is None or not slot.validated:
+            return
+        matching = slot.matching(slot.prepares, slot.view, slot.digest)
+        if len(matching) < 2 * self.validators.f:
+            return
+        if slot.prepared_view() != slot.view:
+            assert slot.pre_prepare is not None
+            slot.prepared = PreparedProof(slot.pre_prepare, tuple(matching))
+            self._dirty = True
+        self._send_commit(slot)
+
+    def _send_commit(self, slot: Slot) -> None:
+        assert slot.digest is not None
+        if not self.is_member or self.me in slot.commits:
+            return
+        if not self._vote(COMMIT, slot.view, slot.seq, slot.digest):
+            return
+        env = self._seal(Commit(slot.view, slot.seq, slot.digest))
+        slot.commits[self.me] = (env, slot.view, slot.digest)
+        self._send(env)
+        self._check_committed(slot, slot.view, slot.digest)
+
+    def _on_commit(self, env: Envelope, c: Commit) -> None:
+        self.peer_high[env.sender] = max(self.peer_high.get(env.sender, 0), c.seq)
+        if not self._normal_case_ok(env, c.view, c.seq):
+            return
+        slot = self._slot(c.seq)
+        if self._store_vote(slot.commits, env, c.view, c.digest, COMMIT):
+            self._check_committed(slot, c.view, c.digest)
+
+    def _check_committed(self, slot: Slot, view: int, digest: bytes) -> None:
+        """§4.2 committed: 2f+1 COMMITs for (view, seq, digest); they form the certificate."""
+        if slot.certificate is not None:
+            return
+        matching = slot.matching(slot.commits, view, digest)
+        if len(matching) < self.validators.quorum:
+            return
+        signatures = tuple(CommitSignature(e.sender, e.signature) for e in matching)
+        slot.certificate = CommitCertificate(slot.seq, view, digest, signatures)
+        if digest == NULL_DIGEST:
+            slot.committed_payload = b""
+        elif slot.digest == digest and slot.payload is not None:
+            slot.committed_payload = slot.payload
+        self._deliver()
+
+    def _deliver(self) -> None:
+        while True:
+            slot = self.slots.get(self.delivered_seq + 1)
+            if slot is None or slot.certificate is None or slot.committed_payload is None:
+                break
+            self.delivered_seq += 1
+            self._emit_committed(slot.seq, slot.committed_payload, slot.certificate)
+
+    def _emit_committed(self, seq: int, payload: bytes, certificate: CommitCertificate) -> None:
+        self._committed.append(Committed(seq, payload, certificate))
+        self.app_work = False
+        self.timer_ticks = 0
+        self.backoff = 0
+        self.last_progress_tick = self.ticks
+
+    # ---- §4.3 checkpoints and garbage collection -----------------------------------------
+
+    def _on_executed(self, seq: int, state_digest: bytes, validators: ValidatorSet | None) -> None:
+        if seq <= self.executed_seq:
+            return  # the shell re-reported an already executed block (restart)
+        if seq != self.executed_seq + 1:
+            raise UsageError("executed_out_of_order", f"{seq} after {self.executed_seq}")
+        # After a restart the shell re-reports blocks its store holds beyond the hard state.
+        self.delivered_seq = max(self.delivered_seq, seq)
+        self.executed_seq, self.executed_digest = seq, state_digest
+        self._dirty = True
+        if validators is not None:
+            start = activation_seq(seq, self.cfg.checkpoint_interval, self.cfg.watermark_window)
+            self.epochs = [e for e in self.epochs if e.start_seq < start]
+            self.epochs.append(Epoch(start, validators))
+        if seq % self.cfg.checkpoint_interval == 0:
+            self.own_checkpoints[seq] = state_digest
+            if self.me in self.set_for(seq + 1).validators:
+                env = self._seal(Checkpoint(seq, state_digest))
+                self.own_checkpoint_env = env
+                self._store_checkpoint(env, seq)
+                self._send(env)
+            self._check_stable()
+        self._propose_pending()
+
+    def _on_checkpoint(self, env: Envelope, cp: Checkpoint) -> None:
+        self.peer_high[env.sender] = max(self.peer_high.get(env.sender, 0), cp.seq)
+        if cp.seq <= self.stable_seq or cp.seq % self.cfg.checkpoint_interval:
+            return
+        self._store_checkpoint(env, cp.seq)
+        self._check_stable()
+
+    def _store_checkpoint(self, env: Envelope, seq: int) -> None:
+        mine = self.checkpoints.setdefault(env.sender, {})
+        mine[seq] = env
+        for old in sorted(mine)[:-CHECKPOINTS_KEPT_PER_PEER]:
+            del mine[old]
+
+    def _check_stable(self) -> None:
+        """§4.3: the highest checkpoint with 2f+1 matching signatures becomes stable."""
+        tally: dict[tuple[int, bytes], list[Envelope]] = {}
+        for sender in sorted(self.checkpoints):
+            for seq, env in self.checkpoints[sender].items():
+                if (
+                    seq > self.stable_seq
+                    and seq + 1 <= self.executed_seq + self.cfg.watermark_window
+                ):
+                    cp = body_of(env)
+                    assert isinstance(cp, Checkpoint)
+                    if sender in self.set_for(seq + 1).validators:
+                        tally.setdefault((seq, cp.state_digest), []).append(env)
+        for (seq, digest), envs in sorted(tally.items(), reverse=True):
+            if len(envs) >= self.set_for(seq + 1).quorum:
+                self._make_stable(seq, digest, tuple(envs))
+                return
+
+    def _make_stable(self, seq: int, digest: bytes, proof: tuple[Envelope, ...]) -> None:
+        own = self.own_checkpoints.get(seq)
+        if own is not None and own != digest:
+            raise InvariantError("state_divergence", f"checkpoint {seq}")
+        self.stable_seq, self.stable_digest, self.stable_proof = seq, digest, proof
+        self._dirty = True
+        for s in [s for s in self.slots if s <= seq]:
+            del self.slots[s]
+        self.votes = {k: d for k, d in self.votes.items() if k[2] > seq}
+        self.own_checkpoints = {s: d for s, d in self.own_checkpoints.items() if s >= seq}
+        for mine in self.checkpoints.values():
+            for s in [s for s in mine if s <= seq]:
+                del mine[s]
+        self._propose_pending()
+
+    # ---- §4.4 view change ----------------------------------------------------------------
+
+    def _vc_context(self) -> viewchange.Context:
+        return viewchange.Context(
+            self.cfg.chain_id,
+            self.cfg.verifier,
+            self.validators,
+            self.cfg.checkpoint_interval,
+            self.cfg.watermark_window,
+            self.cfg.genesis_state_digest,
+        )
+
+    def _start_view_change(self, view: int) -> None:
+        if view <= self.view and not self.view_active:
+            return
+        self.view, self.view_active = view, False
+        self.timer_ticks = 0
+        self.backoff = min(self.backoff + 1, self.cfg.max_backoff_exponent)
+        self.own_nv = None
+        self._dirty = True
+        if not self.is_member:
+            return
+        prepared = tuple(
+            s.prepared
+            for _, s in sorted(self.slots.items())
+            if s.prepared is not None and self._in_window(s.seq)
+        )
+        body = ViewChange(view, self.stable_seq, self.stable_digest, self.stable_proof, prepared)
+        self.own_vc = self._seal(body)
+        self.view_changes[self.me] = (self.own_vc, body)
+        self._send(self.own_vc)
+        self._try_new_view()
+
+    def _on_view_change(self, env: Envelope, vc: ViewChange) -> None:
+        if env.sender not in self.validators.validators:
+            self._report(env.sender, "not_a_member", "view-change")
+            return
+        if vc.view < self.view or (vc.view == self.view and self.view_active):
+            self._help_lagging(env.sender)
+            return
+        known = self.view_changes.get(env.sender)
+        if known is not None and known[1].view >= vc.view:
+            return
+        if vc.stable_seq > self.high_watermark:
+            self.peer_high[env.sender] = max(self.peer_high.get(env.sender, 0), vc.stable_seq)
+            return  # we are behind: catch up first (fetch), then judge
+        try:
+            viewchange.check_view_change(self._vc_context(), vc)
+        except viewchange.Invalid as exc:
+            self._report(env.sender, "bad_view_change", exc.code)
+            return
+        self.view_changes[env.sender] = (env, vc)
+        # §4.5.2: f+1 view changes for higher views pull us into the smallest of them.
+        higher = sorted(v.view for s, (_, v) in self.view_changes.items() if v.view > self.view)
+        if len(higher) >= self.validators.f + 1:
+            self._start_view_change(higher[0])
+        self._try_new_view()
+
+    def _help_lagging(self, peer: bytes) -> None:
+        if self.own_nv is None or self.last_reply_tick.get(peer, -1) + 2 > self.ticks:
+            return
+        self.last_reply_tick[peer] = self.ticks
+        self._send(self.own_nv, peer)
+
+    def _try_new_view(self) -> None:
+        """§4.4: the primary of v, holding 2f+1 valid VIEW-CHANGEs for v, sends NEW-VIEW."""
+        if self.view_active or not self.is_primary or not self.is_member:
+            return
+        chosen = [
+            (env, vc) for _, (env, vc) in sorted(self.view_changes.items()) if vc.view == self.view
+        ][: self.validators.quorum]
+        if len(chosen) < self.validators.quorum:
+            return
+        plan = viewchange.compute_new_view([vc for _, vc in chosen])
+        pre_prepares = []
+        for seq, digest in plan.proposals:
+            if not self._vote(PRE_PREPARE, self.view, seq, digest):
+                raise InvariantError("new_view_equivocation", f"seq {seq}")
+            payload = self._payload_for(seq, digest)
+            pre_prepares.append(self._seal(PrePrepare(self.view, seq, digest), payload))
+        body = NewView(self.view, tuple(env for env, _ in chosen), tuple(pre_prepares))
+        env = self._seal(body)
+        self._send(env)
+        self._install_new_view(env, body, plan, [vc for _, vc in chosen])
+
+    def _payload_for(self, seq: int, digest: bytes) -> bytes:
+        if digest == NULL_DIGEST:
+            return b""
+        slot = self.slots.get(seq)
+        return slot.payload_for(digest) if slot is not None else b""
+
+    def _on_new_view(self, env: Envelope, nv: NewView) -> None:
+        if nv.view < self.view or (nv.view == self.view and self.view_active):
+            return
+        if env.sender != self.validators.primary(nv.view):
+            self._report(env.sender, "not_primary", f"new-view {nv.view}")
+            return
+        try:
+            plan, vcs = self._verify_new_view(nv)
+        except viewchange.Invalid as exc:
+            self._report(env.sender, "bad_new_view", exc.code)
+            return
+        self._install_new_view(env, nv, plan, vcs)
+
+    def _verify_new_view(self, nv: NewView) -> tuple[viewchange.NewViewPlan, list[ViewChange]]:
+        ctx = self._vc_context()
+        vcs: list[ViewChange] = []
+        senders: set[bytes] = set()
+        for vc_env in nv.view_changes:
+            vc = viewchange._checked_body(ctx, vc_env, VIEW_CHANGE)
+            assert isinstance(vc, ViewChange)
+            if vc.view != nv.view or vc_env.sender in senders:
+                raise viewchange.Invalid("view_change_mismatch")
+            viewchange.check_view_change(ctx, vc)
+            senders.add(vc_env.sender)
+            vcs.append(vc)
+        if len(senders) < ctx.validators.quorum:
+            raise viewchange.Invalid("new_view_no_quorum")
+        plan = viewchange.compute_new_view(vcs)
+        if len(plan.proposals) != len(nv.pre_prepares):
+            raise viewchange.Invalid("new_view_wrong_proposals")
+        for (seq, digest), pp_env in zip(plan.proposals, nv.pre_prepares, strict=True):
+            pp = viewchange._checked_body(ctx, pp_env, PRE_PREPARE)
+            assert isinstance(pp, PrePrepare)
+            if (pp.view, pp.seq, pp.digest) != (nv.view, seq, digest):
+                raise viewchange.Invalid("new_view_wrong_proposals")
+            if pp_env.sender != ctx.validators.primary(nv.view):
+                raise viewchange.Invalid("pre_prepare_not_from_primary")
+            if pp_env.payload and self.cfg.digest(pp_env.payload) != digest:
+                raise viewchange.Invalid("bad_payload")
+        return plan, vcs
+
+    def _install_new_view(
+        self, env: Envelope, nv: NewView, plan: viewchange.NewViewPlan, vcs: list[ViewChange]
+    ) -> None:
+        self.view, self.view_active, self.own_nv = nv.view, True, env
+        self.timer_ticks = 0
+        self._dirty = True
+        self.view_changes = {s: e for s, e in self.view_changes.items() if e[1].view > nv.view}
+        if plan.min_s > self.stable_seq:
+            source = vcs[plan.proof_source]
+            self._make_stable(plan.min_s, plan.stable_digest, source.checkpoint_proof)
+        max_s = plan.min_s + len(plan.proposals)
+        for seq in [s for s, slot in self.slots.items() if s > max_s and slot.certificate is None]:
+            self.slots[seq].clear_proposal()
+        for (seq, digest), pp_env in zip(plan.proposals, nv.pre_prepares, strict=True):
+            if seq <= self.stable_seq:
+                continue
+            slot = self._slot(seq)
+            payload = pp_env.payload or (b"" if digest == NULL_DIGEST else slot.payload_for(digest))
+            slot.accept(nv.view, digest, payload or None, pp_env.without_payload(), validated=True)
+            if digest == NULL_DIGEST:
+                slot.payload = b""
+            self._send_prepare(slot)
+            self._check_prepared(slot)
+        self._propose_pending()
+
+    # ---- ticks: timers (§4.4, §4.5.2), retransmission, catch-up --------------------------
+
+    def _work_waiting(self) -> bool:
+        if self.app_work or self.pending_payload is not None:
+            return True
+        return any(s.digest is not None and s.certificate is None for s in self.slots.values())
+
+    def _on_tick(self) -> None:
+        self.ticks += 1
+        timeout = self.cfg.view_change_timeout_ticks
+        if self.view_active:
+            self.timer_ticks = self.timer_ticks + 1 if self._work_waiting() else 0
+            if self.timer_ticks >= timeout:
+                self._start_view_change(self.view + 1)
+        else:
+            self.timer_ticks += 1
+            if self.timer_ticks >= timeout << self.backoff:
+                self._start_view_change(self.view + 1)
+        if self.ticks % self.cfg.retransmit_ticks == 0:
+            self._retransmit()
+            self._maybe_fetch()
+
+    def _retransmit(self) -> None:
+        """Messages can be lost: periodically re-send what this replica signed and still
+        matters (exact duplicates are dropped silently by receivers)."""
+        if not self.is_member:
+            return
+        if not self.view_active and self.own_vc is not None:
+            self._send(self.own_vc)
+        if self.own_checkpoint_env is not None:
+            self._send(self.own_checkpoint_env)
+        highest_commit: Envelope | None = None
+        for _, slot in sorted(self.slots.items()):
+            mine = slot.commits.get(self.me)
+            if slot.certificate is not None:
+                highest_commit = mine[0] if mine is not None else highest_commit
+                continue
+            if slot.view == self.view and slot.pre_prepare is not None:
+                if slot.pre_prepare.sender == self.me and slot.payload:
+                    self._send(slot.pre_prepare.with_payload(slot.payload))
+                prepare = slot.prepares.get(self.me)
+                if prepare is not None:
+                    self._send(prepare[0])
+            if mine is not None:
+                self._send(mine[0])
+        if highest_commit is not None:
+            self._send(highest_commit)  # evidence of progress for lagging peers' catch-up
+
+    def _catch_up_target(self) -> int:
+        """The seq that at least f+1 peers (so one honest) have reached."""
+        highs = sorted(self.peer_high.values(), reverse=True)
+        f = self.validators.f
+        target = highs[f] if len(highs) > f else 0
+        return max(target, self.stable_seq)
+
+    def _maybe_fetch(self) -> None:
+        target = self._catch_up_target()
+        if target <= self.delivered_seq:
+            return
+        nxt = self.slots.get(self.delivered_seq + 1)
+        stalled = self.ticks - self.last_progress_tick >= self.cfg.retransmit_ticks
+        if nxt is not None and nxt.certificate is None and not stalled:
+            return
+        peers = sorted(
+            p for p, h in self.peer_high.items() if h > self.delivered_seq and p != self.me
+        )
+        if not peers:
+            return
+        peer = peers[self.fetch_round % len(peers)]
+        self.fetch_round += 1
+        last = min(
+            target,
+            self.delivered_seq + self.cfg.fetch_batch_max,
+            self.executed_seq + self.cfg.watermark_window,
+        )
+        if last > self.delivered_seq:
+            self._send(self._seal(Fetch(self.delivered_seq + 1, last)), peer)
+
+    def _on_fetch(self, env: Envelope, fetch: Fetch) -> None:
+        if self.last_reply_tick.get(env.sender, -1) == self.ticks:
+            return  # one answer per peer per tick bounds the work a flooder can cause
+        self.last_reply_tick[env.sender] = self.ticks
+        last = min(fetch.to_seq, fetch.from_seq + self.cfg.fetch_batch_max - 1)
+        if fetch.from_seq <= self.delivered_seq:
+            self._serve.append(
+                ServeRequest(env.sender, fetch.from_seq, min(last, self.delivered_seq))
+            )
+
+    def _on_serve(self, requester: bytes, blocks: tuple[FetchedBlock, ...]) -> None:
+        chosen: list[FetchedBlock] = []
+        size = 0
+        for block in blocks[: self.cfg.fetch_batch_max]:
+            size += len(block.payload) + 200 * len(block.certificate.signatures)
+            if chosen and size > BLOCKS_BYTES_MAX:
+                break
+            chosen.append(block)
+        if chosen:
+            self._send(self._seal(Blocks(tuple(chosen))), requester)
+
+    def _on_blocks(self, env: Envelope, blocks: Blocks) -> None:
+        for block in blocks.blocks:
+            if block.seq != self.delivered_seq + 1:
+                continue
+            if block.seq > self.executed_seq + self.cfg.watermark_window:
+                return  # the validator set for it may not be known yet; fetch again later
+            problem = self._check_certificate(block)
+            if problem is not None:
+                self._report(env.sender, "bad_fetched_block", problem)
+                return
+            self.peer_high[env.sender] = max(self.peer_high.get(env.sender, 0), block.seq)
+            self.delivered_seq += 1
+            slot = self.slots.get(block.seq)
+            if slot is not None:
+                slot.certificate = block.certificate
+                slot.committed_payload = block.payload
+            self._emit_committed(block.seq, block.payload, block.certificate)
+        self._deliver()
+
+    def _check_certificate(self, block: FetchedBlock) -> str | None:
+        """Like `CommitCertificate.verify`, with the injected verifier."""
+        cert = block.certificate
+        expected = NULL_DIGEST if block.payload == b"" else self.cfg.digest(block.payload)
+        if cert.block_hash != expected:
+            return "wrong_block"
+        vset = self.set_for(block.seq)
+        body = {"view": cert.view, "seq": cert.height, "digest": cert.block_hash}
+        message = signed_bytes(self.cfg.chain_id, COMMIT, body)
+        signers: set[bytes] = set()
+        for item in cert.signatures:
+            if item.validator not in vset.validators or item.validator in signers:
+                return "bad_signer"
+            if not self.cfg.verifier(item.validator, message, item.signature):
+                return "bad_signature"
+            signers.add(item.validator)
+        return None if len(signers) >= vset.quorum else "no_quorum"
+
+
+__all__ = [
+    "BLOCKS",
+    "CHECKPOINT",
+    "FETCH",
+    "NEW_VIEW",
+    "PREPARE",
+    "Replica",
+    "activation_seq",
+]
