@@ -4,10 +4,11 @@ Rule kept here: every message is an `Envelope` encoded with the canonical codec 
 by its sender. COMMIT signs exactly
 `signing_bytes(DOMAIN_COMMIT, chain_id, commit_vote_value(view, seq, digest))`, so 2f+1
 collected COMMIT signatures *are* a `CommitCertificate`. Every other kind signs
-`signing_bytes(DOMAIN_CONSENSUS, chain_id, [kind, body])`, the kind inside the signed
-value. A PRE-PREPARE signs only (view, seq, digest); the block bytes ride in the unsigned
-`payload` field and are bound by `digest(payload) == digest`, so prepared certificates in
-VIEW-CHANGE messages (§4.4) carry no payloads.
+`signing_bytes(DOMAIN_CONSENSUS, chain_id, [kind, body_bytes])`, the kind inside the
+signed value; the body travels as its canonical bytes, so checking a signature never
+re-encodes a nested value. A PRE-PREPARE signs only (view, seq, digest); the block
+bytes ride in the unsigned `payload` field, bound by `digest(payload) == digest`, so
+prepared certificates in VIEW-CHANGE messages (§4.4) carry no payloads.
 
 Decoding is strict (codec + record schema); any failure is reported by the caller as
 misbehaviour, never raised out of `Replica.step`.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from node.ledger import crypto
 from node.ledger.certificate import CommitCertificate, commit_vote_value
@@ -45,13 +45,14 @@ class Envelope(Record):
     """A signed message: `body` is the value of the record named by `kind`."""
 
     kind: str
-    body: Any
+    body: bytes  # the canonical encoding of the body record (signed as bytes: cheap to check)
     sender: bytes
     signature: bytes
     payload: bytes
 
     def __post_init__(self) -> None:
         require(self.kind in BODY_TYPES, f"unknown message kind {self.kind!r}")
+        require(isinstance(self.body, bytes), "body must be bytes")
         require_bytes(self.sender, crypto.PUBLIC_KEY_BYTES, "sender")
         require(isinstance(self.signature, bytes) and len(self.signature) <= 128, "signature")
         require(isinstance(self.payload, bytes), "payload")
@@ -193,12 +194,17 @@ BODY_TYPES: dict[str, type[Record]] = {
 KIND_OF: dict[type[Record], str] = {tp: kind for kind, tp in BODY_TYPES.items()}
 
 
-def signed_bytes(chain_id: str, kind: str, body_value: Any) -> bytes:
-    """The exact bytes a sender signs for a message of `kind` with `body_value`."""
-    if kind == COMMIT:
-        vote = commit_vote_value(body_value["view"], body_value["seq"], body_value["digest"])
-        return crypto.signing_bytes(crypto.DOMAIN_COMMIT, chain_id, vote)
-    return crypto.signing_bytes(crypto.DOMAIN_CONSENSUS, chain_id, [kind, body_value])
+def commit_signing_bytes(chain_id: str, view: int, seq: int, digest: bytes) -> bytes:
+    """Exactly what `CommitCertificate.verify` checks each signature against."""
+    vote = commit_vote_value(view, seq, digest)
+    return crypto.signing_bytes(crypto.DOMAIN_COMMIT, chain_id, vote)
+
+
+def signed_bytes(chain_id: str, kind: str, body: Record, body_bytes: bytes) -> bytes:
+    """The exact bytes a sender signs for a message of `kind` (body already decoded)."""
+    if isinstance(body, Commit):
+        return commit_signing_bytes(chain_id, body.view, body.seq, body.digest)
+    return crypto.signing_bytes(crypto.DOMAIN_CONSENSUS, chain_id, [kind, body_bytes])
 
 
 def seal(
@@ -206,15 +212,16 @@ def seal(
 ) -> Envelope:
     """Sign `body` as `sender` and wrap it in an envelope."""
     kind = KIND_OF[type(body)]
-    value = body.to_value()
-    return Envelope(kind, value, sender, sign(signed_bytes(chain_id, kind, value)), payload)
+    body_bytes = body.encode()
+    signature = sign(signed_bytes(chain_id, kind, body, body_bytes))
+    return Envelope(kind, body_bytes, sender, signature, payload)
 
 
 def body_of(envelope: Envelope) -> Record:
-    """The typed body; raises SchemaError (a LedgerError) on a malformed body."""
-    return BODY_TYPES[envelope.kind].from_value(envelope.body, envelope.kind)
+    """The typed body; raises CodecError/SchemaError (LedgerErrors) on a malformed body."""
+    return BODY_TYPES[envelope.kind].decode(envelope.body)
 
 
-def signature_ok(chain_id: str, envelope: Envelope, verifier: Verifier) -> bool:
-    message = signed_bytes(chain_id, envelope.kind, envelope.body)
+def signature_ok(chain_id: str, envelope: Envelope, body: Record, verifier: Verifier) -> bool:
+    message = signed_bytes(chain_id, envelope.kind, body, envelope.body)
     return verifier(envelope.sender, message, envelope.signature)

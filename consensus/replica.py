@@ -39,9 +39,9 @@ from consensus.messages import (
     PrePrepare,
     ViewChange,
     body_of,
+    commit_signing_bytes,
     seal,
     signature_ok,
-    signed_bytes,
 )
 from consensus.slots import Slot, VoteEntry
 from consensus.types import (
@@ -110,6 +110,7 @@ class Replica:
         self.last_progress_tick = 0
         self.fetch_round = 0
         self.last_reply_tick: dict[bytes, int] = {}
+        self.last_serve_tick: dict[bytes, int] = {}
         self._dirty = hard_state is None
         self._reset_ready()
         if hard_state is not None:
@@ -314,7 +315,7 @@ class Replica:
         if not self._known_sender(sender):
             self._report(sender, "unknown_sender")
             return
-        if not signature_ok(self.cfg.chain_id, env, self.cfg.verifier):
+        if not signature_ok(self.cfg.chain_id, env, body, self.cfg.verifier):
             self._report(sender, "bad_signature", env.kind)
             return
         match body:
@@ -453,7 +454,8 @@ class Replica:
 
     def _send_commit(self, slot: Slot) -> None:
         assert slot.digest is not None
-        if not self.is_member or self.me in slot.commits:
+        mine = slot.commits.get(self.me)
+        if not self.is_member or (mine is not None and mine[1] >= slot.view):
             return
         if not self._vote(COMMIT, slot.view, slot.seq, slot.digest):
             return
@@ -680,7 +682,7 @@ class Replica:
         vcs: list[ViewChange] = []
         senders: set[bytes] = set()
         for vc_env in nv.view_changes:
-            vc = viewchange._checked_body(ctx, vc_env, VIEW_CHANGE)
+            vc = viewchange.checked_body(ctx, vc_env, VIEW_CHANGE)
             assert isinstance(vc, ViewChange)
             if vc.view != nv.view or vc_env.sender in senders:
                 raise viewchange.Invalid("view_change_mismatch")
@@ -693,7 +695,7 @@ class Replica:
         if len(plan.proposals) != len(nv.pre_prepares):
             raise viewchange.Invalid("new_view_wrong_proposals")
         for (seq, digest), pp_env in zip(plan.proposals, nv.pre_prepares, strict=True):
-            pp = viewchange._checked_body(ctx, pp_env, PRE_PREPARE)
+            pp = viewchange.checked_body(ctx, pp_env, PRE_PREPARE)
             assert isinstance(pp, PrePrepare)
             if (pp.view, pp.seq, pp.digest) != (nv.view, seq, digest):
                 raise viewchange.Invalid("new_view_wrong_proposals")
@@ -807,9 +809,10 @@ class Replica:
             self._send(self._seal(Fetch(self.delivered_seq + 1, last)), peer)
 
     def _on_fetch(self, env: Envelope, fetch: Fetch) -> None:
-        if self.last_reply_tick.get(env.sender, -1) == self.ticks:
-            return  # one answer per peer per tick bounds the work a flooder can cause
-        self.last_reply_tick[env.sender] = self.ticks
+        last = self.last_serve_tick.get(env.sender)
+        if last is not None and self.ticks - last < self.cfg.retransmit_ticks:
+            return  # one answer per peer per retransmit period bounds a flooder's effect
+        self.last_serve_tick[env.sender] = self.ticks
         last = min(fetch.to_seq, fetch.from_seq + self.cfg.fetch_batch_max - 1)
         if fetch.from_seq <= self.delivered_seq:
             self._serve.append(
@@ -853,8 +856,7 @@ class Replica:
         if cert.block_hash != expected:
             return "wrong_block"
         vset = self.set_for(block.seq)
-        body = {"view": cert.view, "seq": cert.height, "digest": cert.block_hash}
-        message = signed_bytes(self.cfg.chain_id, COMMIT, body)
+        message = commit_signing_bytes(self.cfg.chain_id, cert.view, cert.height, cert.block_hash)
         signers: set[bytes] = set()
         for item in cert.signatures:
             if item.validator not in vset.validators or item.validator in signers:

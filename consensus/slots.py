@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from consensus.messages import Envelope, PreparedProof, body_of
+from consensus.messages import Envelope, PreparedProof, PrePrepare, body_of
 from node.ledger.certificate import CommitCertificate
 
 VoteEntry = tuple[Envelope, int, bytes]  # (signed message, view, digest)
@@ -63,9 +63,9 @@ class Slot:
     def prepared_view(self) -> int:
         if self.prepared is None:
             return -1
-        view = body_of(self.prepared.pre_prepare).to_value()["view"]
-        assert isinstance(view, int)
-        return view
+        pre_prepare = body_of(self.prepared.pre_prepare)
+        assert isinstance(pre_prepare, PrePrepare)
+        return pre_prepare.view
 
     @staticmethod
     def matching(votes: dict[bytes, VoteEntry], view: int, digest: bytes) -> list[Envelope]:

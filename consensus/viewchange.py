@@ -59,7 +59,7 @@ class Invalid(Exception):
         self.code = code
 
 
-def _checked_body(ctx: Context, envelope: Envelope, kind: str) -> object:
+def checked_body(ctx: Context, envelope: Envelope, kind: str) -> object:
     if envelope.kind != kind:
         raise Invalid("wrong_kind")
     if envelope.sender not in ctx.validators.validators:
@@ -68,7 +68,7 @@ def _checked_body(ctx: Context, envelope: Envelope, kind: str) -> object:
         body = body_of(envelope)
     except LedgerError as exc:
         raise Invalid("malformed") from exc
-    if not signature_ok(ctx.chain_id, envelope, ctx.verifier):
+    if not signature_ok(ctx.chain_id, envelope, body, ctx.verifier):
         raise Invalid("bad_signature")
     return body
 
@@ -85,7 +85,7 @@ def check_checkpoint_proof(
         raise Invalid("checkpoint_not_on_interval")
     signers: set[bytes] = set()
     for envelope in proof:
-        body = _checked_body(ctx, envelope, CHECKPOINT)
+        body = checked_body(ctx, envelope, CHECKPOINT)
         assert isinstance(body, Checkpoint)
         if body.seq != seq or body.state_digest != state_digest:
             raise Invalid("checkpoint_mismatch")
@@ -101,7 +101,7 @@ def check_view_change(ctx: Context, vc: ViewChange) -> None:
     check_checkpoint_proof(ctx, vc.stable_seq, vc.stable_digest, vc.checkpoint_proof)
     last_seq = vc.stable_seq
     for proof in vc.prepared:
-        pre_prepare = _checked_body(ctx, proof.pre_prepare, PRE_PREPARE)
+        pre_prepare = checked_body(ctx, proof.pre_prepare, PRE_PREPARE)
         assert isinstance(pre_prepare, PrePrepare)
         if proof.pre_prepare.payload:
             raise Invalid("payload_in_proof")
@@ -115,7 +115,7 @@ def check_view_change(ctx: Context, vc: ViewChange) -> None:
             raise Invalid("pre_prepare_not_from_primary")
         signers: set[bytes] = set()
         for envelope in proof.prepares:
-            prepare = _checked_body(ctx, envelope, PREPARE)
+            prepare = checked_body(ctx, envelope, PREPARE)
             assert isinstance(prepare, Prepare)
             if (prepare.view, prepare.seq, prepare.digest) != (
                 pre_prepare.view,

@@ -153,7 +153,7 @@ class LyingViewChange(Behaviour):
         prepares = tuple(
             Envelope(
                 PREPARE,
-                Prepare(forged_pp.body["view"], seq, digest).to_value(),
+                Prepare(max(vc.view - 1, 0), seq, digest).encode(),
                 key,
                 b"\x01" * 64,
                 b"",
@@ -178,9 +178,10 @@ class Flooder(Behaviour):
     name = "flooder"
 
     def tick(self) -> None:
-        for target in range(len(self.cluster.nodes)):
-            if target == self.index:
-                continue
+        if self.rng.random() < 0.5:
+            return
+        target = self.rng.randrange(len(self.cluster.nodes))
+        if target != self.index:
             seq = self.node.replica.stable_seq + 1000 + self.rng.randrange(1000)
             digest = crypto.sha256(b"flood" + bytes(seq % 256))
             for body in (

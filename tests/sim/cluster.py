@@ -105,6 +105,7 @@ class Cluster:
         watermark_window: int = 8,
         timeout_ticks: int = 20,
         spare_nodes: int = 0,
+        max_backoff_exponent: int = 3,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -129,6 +130,7 @@ class Cluster:
                 view_change_timeout_ticks=timeout_ticks,
                 retransmit_ticks=max(2, timeout_ticks // 3),
                 fetch_batch_max=16,
+                max_backoff_exponent=max_backoff_exponent,
                 verifier=self.verify,
             )
             self.nodes.append(Node(i, signer, config, Replica(config, None)))
@@ -299,6 +301,7 @@ class Cluster:
         """Restart from durable state: hard state + ledger (the ledger's writes are synced)."""
         node.replica = Replica(node.config, node.durable_hard_state)
         node.crashed = False
+        node.crash_before_send = False
         node.signaled = False
         for seq in range(node.replica.executed_seq + 1, len(node.ledger) + 1):
             payload, _, state = node.ledger[seq - 1]
@@ -316,9 +319,6 @@ class Cluster:
                 and not getattr(self.byzantine[node.index], "proposes", False)
             ):
                 continue
-            committed = {
-                t for p, _, _ in node.ledger for t in (parse_block(p) or {}).get("txs", [])
-            }  # type: ignore[union-attr]
             pending = [t for t in self.submitted if t not in node.txs][:5]
             if not pending:
                 continue
