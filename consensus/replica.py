@@ -134,7 +134,8 @@ class Replica:
     @property
     def next_seq(self) -> int:
         assigned = [s.seq for s in self.slots.values() if s.view == self.view and s.digest]
-        return max([*assigned, self.stable_seq, self.delivered_seq]) + 1
+        voted = [seq for (_, view, seq) in self.votes if view == self.view]  # survives restart
+        return max([*assigned, *voted, self.stable_seq, self.delivered_seq]) + 1
 
     @property
     def high_watermark(self) -> int:
@@ -719,8 +720,8 @@ class Replica:
         for seq in [s for s, slot in self.slots.items() if s > max_s and slot.certificate is None]:
             self.slots[seq].clear_proposal()
         for (seq, digest), pp_env in zip(plan.proposals, nv.pre_prepares, strict=True):
-            if seq <= self.stable_seq:
-                continue
+            if not self._in_window(seq):
+                continue  # below: already stable; above: we are behind and will fetch
             slot = self._slot(seq)
             payload = pp_env.payload or (b"" if digest == NULL_DIGEST else slot.payload_for(digest))
             slot.accept(nv.view, digest, payload or None, pp_env.without_payload(), validated=True)
@@ -744,13 +745,19 @@ class Replica:
             self.timer_ticks = self.timer_ticks + 1 if self._work_waiting() else 0
             if self.timer_ticks >= timeout:
                 self._start_view_change(self.view + 1)
-        else:
+        elif self._view_change_quorum():
+            # §4.5.2: the new-view timer runs only once 2f+1 replicas want this view, so a
+            # lone replica does not race ahead through views nobody else is in.
             self.timer_ticks += 1
             if self.timer_ticks >= timeout << self.backoff:
                 self._start_view_change(self.view + 1)
         if self.ticks % self.cfg.retransmit_ticks == 0:
             self._retransmit()
             self._maybe_fetch()
+
+    def _view_change_quorum(self) -> bool:
+        wanting = [s for s, (_, vc) in self.view_changes.items() if vc.view >= self.view]
+        return len(wanting) >= self.validators.quorum
 
     def _retransmit(self) -> None:
         """Messages can be lost: periodically re-send what this replica signed and still
