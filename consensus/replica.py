@@ -514,7 +514,7 @@ class Replica:
         self.delivered_seq = max(self.delivered_seq, seq)
         self.executed_seq, self.executed_digest = seq, state_digest
         self._dirty = True
-        if validators is not None:
+        if validators is not None and validators != self.epochs[-1].validators:
             start = activation_seq(seq, self.cfg.checkpoint_interval, self.cfg.watermark_window)
             self.epochs = [e for e in self.epochs if e.start_seq < start]
             self.epochs.append(Epoch(start, validators))

@@ -27,7 +27,17 @@ from consensus import (
     ServeBlocks,
     Tick,
 )
-from consensus.messages import NULL_DIGEST
+from consensus.messages import (
+    COMMIT,
+    NULL_DIGEST,
+    PRE_PREPARE,
+    PREPARE,
+    Commit,
+    Envelope,
+    Prepare,
+    PrePrepare,
+    body_of,
+)
 from node.ledger import codec, crypto
 from node.ledger.certificate import CommitCertificate, ValidatorSet
 from tests.sim.fake_crypto import FakeSigner, fake_verify
@@ -142,7 +152,9 @@ class Cluster:
         self.proposed: set[bytes] = set()  # digests of every payload any node proposed
         self.agreed: dict[int, bytes] = {}  # seq -> digest first committed by an honest node
         self.state_at: dict[int, bytes] = {}
-        self.trace: list[str] = []
+        self.txs_per_block = 5
+        self.signed: dict[tuple[int, str, int, int], bytes] = {}
+        self.pending_reconfig: list[int] | None = None  # next block carries this validator set
         self.events = 0
 
     # ---- helpers --------------------------------------------------------------------------
@@ -197,6 +209,8 @@ class Cluster:
             self.crash(node)
             return []
         byz = self.byzantine.get(node.index)
+        if byz is None:
+            self.check_no_equivocation(node, ready)
         for out in ready.outbound:
             targets = (
                 [self.index_of[out.destination]]
@@ -236,10 +250,12 @@ class Cluster:
         state = crypto.sha256(node.state_digest() + self.digest(committed.payload))
         node.ledger.append((committed.payload, committed.certificate, state))
         node.txs.update(block_txs(committed.payload))
+        block = parse_block(committed.payload)
+        if block is not None and block.get("validators") == self.pending_reconfig:
+            self.pending_reconfig = None
         node.signaled = False
         if node.index not in self.byzantine:
             self.check_commit(node, committed, state)
-        block = parse_block(committed.payload)
         validators = None
         if block is not None and isinstance(block.get("validators"), list):
             validators = ValidatorSet(tuple(self.keys[i] for i in block["validators"]))  # type: ignore[union-attr]
@@ -286,6 +302,21 @@ class Cluster:
             if len(signers) < vset.quorum:
                 self.fail(f"CERT: certificate at {seq} has {len(signers)} valid signatures")
 
+    def check_no_equivocation(self, node: Node, ready: Ready) -> None:
+        """An honest replica never signs two digests for one (kind, view, seq), even across
+        crashes and restarts (the hard state rule)."""
+        if ready.hard_state is None and not ready.outbound:
+            return
+        for out in ready.outbound:
+            env = Envelope.from_value(codec.decode(out.data))
+            if env.kind not in (PRE_PREPARE, PREPARE, COMMIT):
+                continue
+            body = body_of(env)
+            assert isinstance(body, PrePrepare | Prepare | Commit)
+            key = (node.index, env.kind, body.view, body.seq)
+            if self.signed.setdefault(key, body.digest) != body.digest:
+                self.fail(f"EQUIVOCATION: honest node {node.index} signed two digests for {key}")
+
     def check_invariants(self) -> None:
         for node in self.honest():
             if not node.crashed:
@@ -319,12 +350,12 @@ class Cluster:
                 and not getattr(self.byzantine[node.index], "proposes", False)
             ):
                 continue
-            pending = [t for t in self.submitted if t not in node.txs][:5]
+            pending = [t for t in self.submitted if t not in node.txs][: self.txs_per_block]
             if not pending:
                 continue
             if node.replica.can_propose or not node.signaled:
                 node.nonce += 1
-                payload = make_block(pending, node.index, node.nonce)
+                payload = make_block(pending, node.index, node.nonce, self.pending_reconfig)
                 self.proposed.add(self.digest(payload))
                 node.signaled = True
                 self.step(node, Propose(payload))
