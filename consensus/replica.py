@@ -16,13 +16,10 @@ Rules kept here (Castro & Liskov, OSDI'99 / TOCS'02, signatures instead of MACs)
 from __future__ import annotations
 
 from consensus import viewchange
+from consensus.catchup import CatchUp
 from consensus.errors import InvariantError, UsageError
 from consensus.messages import (
-    BLOCKS,
-    CHECKPOINT,
     COMMIT,
-    FETCH,
-    NEW_VIEW,
     NULL_DIGEST,
     PRE_PREPARE,
     PREPARE,
@@ -32,137 +29,37 @@ from consensus.messages import (
     Commit,
     Envelope,
     Fetch,
-    FetchedBlock,
     NewView,
     Prepare,
     PreparedProof,
     PrePrepare,
     ViewChange,
     body_of,
-    commit_signing_bytes,
-    seal,
     signature_ok,
 )
 from consensus.slots import Slot, VoteEntry
+from consensus.state import CHECKPOINTS_KEPT_PER_PEER, activation_seq
 from consensus.types import (
-    Committed,
-    Config,
     Epoch,
     Executed,
-    HardState,
     Input,
-    Misbehaviour,
-    Outbound,
     ProposalVerdict,
     Propose,
     Ready,
     Receive,
     ServeBlocks,
-    ServeRequest,
     Tick,
     ToValidate,
-    Vote,
 )
 from node.ledger import codec
 from node.ledger.certificate import CommitCertificate, CommitSignature, ValidatorSet
 from node.ledger.errors import LedgerError
 
-CHECKPOINTS_KEPT_PER_PEER = 4
-BLOCKS_BYTES_MAX = 2 * 1024 * 1024
+__all__ = ["Replica", "activation_seq"]
 
 
-def activation_seq(executed_seq: int, checkpoint_interval: int, watermark_window: int) -> int:
-    """First seq governed by a validator set produced by block `executed_seq`: after the
-    checkpoint one full window later, so no replica can have that seq in its window yet."""
-    k = checkpoint_interval
-    return -(-executed_seq // k) * k + watermark_window + 1
-
-
-class Replica:
+class Replica(CatchUp):
     """One PBFT replica. Drive it only through `step`; read-only properties help the shell."""
-
-    def __init__(self, config: Config, hard_state: bytes | None = None) -> None:
-        self.cfg = config
-        self.me = config.signer.public_key
-        self.view = 0
-        self.view_active = True
-        self.stable_seq = 0
-        self.stable_digest = config.genesis_state_digest
-        self.stable_proof: tuple[Envelope, ...] = ()
-        self.executed_seq = 0
-        self.executed_digest = config.genesis_state_digest
-        self.delivered_seq = 0
-        self.epochs: list[Epoch] = [Epoch(1, config.validators)]
-        self.votes: dict[tuple[str, int, int], bytes] = {}
-        self.slots: dict[int, Slot] = {}
-        self.own_vc: Envelope | None = None
-        self.own_nv: Envelope | None = None
-        self.view_changes: dict[bytes, tuple[Envelope, ViewChange]] = {}
-        self.checkpoints: dict[bytes, dict[int, Envelope]] = {}
-        self.own_checkpoints: dict[int, bytes] = {}
-        self.own_checkpoint_env: Envelope | None = None
-        self.peer_high: dict[bytes, int] = {}
-        self.pending_payload: bytes | None = None
-        self.app_work = False
-        self.timer_ticks = 0
-        self.backoff = 0
-        self.ticks = 0
-        self.last_progress_tick = 0
-        self.fetch_round = 0
-        self.last_reply_tick: dict[bytes, int] = {}
-        self.last_serve_tick: dict[bytes, int] = {}
-        self._dirty = hard_state is None
-        self._reset_ready()
-        if hard_state is not None:
-            self._restore(HardState.decode(hard_state))
-
-    # ---- public read-only view for the shell ---------------------------------------------
-
-    @property
-    def validators(self) -> ValidatorSet:
-        """The validator set governing the current window (whom to broadcast to)."""
-        return self.set_for(self.stable_seq + 1)
-
-    @property
-    def is_member(self) -> bool:
-        return self.me in self.validators.validators
-
-    @property
-    def is_primary(self) -> bool:
-        return self.validators.primary(self.view) == self.me
-
-    @property
-    def next_seq(self) -> int:
-        assigned = [s.seq for s in self.slots.values() if s.view == self.view and s.digest]
-        voted = [seq for (_, view, seq) in self.votes if view == self.view]  # survives restart
-        return max([*assigned, *voted, self.stable_seq, self.delivered_seq]) + 1
-
-    @property
-    def high_watermark(self) -> int:
-        """§4.3 H = h + L, clipped so the window never spans two validator sets."""
-        high = min(self.stable_seq, self.executed_seq) + self.cfg.watermark_window
-        for epoch in self.epochs:
-            if epoch.start_seq > self.stable_seq + 1:
-                high = min(high, epoch.start_seq - 1)
-        return high
-
-    @property
-    def can_propose(self) -> bool:
-        seq = self.next_seq
-        return (
-            self.is_primary
-            and self.view_active
-            and self.is_member
-            and seq <= self.high_watermark
-            and seq - 1 - self.delivered_seq < self.cfg.max_outstanding
-        )
-
-    def set_for(self, seq: int) -> ValidatorSet:
-        current = self.epochs[0].validators
-        for epoch in self.epochs:
-            if epoch.start_seq <= seq:
-                current = epoch.validators
-        return current
 
     # ---- the one entry point -------------------------------------------------------------
 
@@ -185,123 +82,7 @@ class Replica:
         self.check_invariants()
         return self._flush()
 
-    # ---- Ready accumulation --------------------------------------------------------------
-
-    def _reset_ready(self) -> None:
-        self._out: list[Outbound] = []
-        self._validate: list[ToValidate] = []
-        self._committed: list[Committed] = []
-        self._bad: list[Misbehaviour] = []
-        self._serve: list[ServeRequest] = []
-
-    def _flush(self) -> Ready:
-        ready = Ready(
-            self.hard_state_bytes() if self._dirty else None,
-            tuple(self._out),
-            tuple(self._validate),
-            tuple(self._committed),
-            tuple(self._bad),
-            tuple(self._serve),
-        )
-        self._dirty = False
-        self._reset_ready()
-        return ready
-
-    def _report(self, peer: bytes, code: str, detail: str = "") -> None:
-        self._bad.append(Misbehaviour(peer, code, detail))
-
-    def _send(self, env: Envelope, destination: bytes | None = None) -> None:
-        self._out.append(Outbound(destination, codec.encode(env.to_value())))
-
-    def _seal(
-        self,
-        body: PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Fetch | Blocks,
-        payload: bytes = b"",
-    ) -> Envelope:
-        return seal(self.cfg.chain_id, self.me, self.cfg.signer.sign_raw, body, payload)
-
-    def _vote(self, kind: str, view: int, seq: int, digest: bytes) -> bool:
-        """Record a vote before signing; False if it would be a second digest (never sign)."""
-        known = self.votes.get((kind, view, seq))
-        if known is not None:
-            return known == digest
-        self.votes[(kind, view, seq)] = digest
-        self._dirty = True
-        return True
-
-    # ---- hard state ----------------------------------------------------------------------
-
-    def hard_state(self) -> HardState:
-        prepared = tuple(
-            s.prepared for _, s in sorted(self.slots.items()) if s.prepared is not None
-        )
-        votes = tuple(
-            Vote(kind, view, seq, digest)
-            for (kind, view, seq), digest in sorted(self.votes.items())
-        )
-        return HardState(
-            self.view,
-            self.view_active,
-            self.stable_seq,
-            self.stable_digest,
-            self.stable_proof,
-            self.executed_seq,
-            self.executed_digest,
-            tuple(self.epochs),
-            votes,
-            prepared,
-            self.own_vc,
-            self.own_nv,
-        )
-
-    def hard_state_bytes(self) -> bytes:
-        return self.hard_state().encode()
-
-    def _restore(self, hs: HardState) -> None:
-        self.view, self.view_active = hs.view, hs.view_active
-        self.stable_seq, self.stable_digest = hs.stable_seq, hs.stable_digest
-        self.stable_proof = hs.stable_proof
-        self.executed_seq, self.executed_digest = hs.executed_seq, hs.executed_digest
-        self.delivered_seq = hs.executed_seq
-        self.epochs = list(hs.epochs)
-        self.votes = {(v.kind, v.view, v.seq): v.digest for v in hs.votes}
-        self.own_vc, self.own_nv = hs.view_change, hs.new_view
-        for proof in hs.prepared:
-            pre_prepare = body_of(proof.pre_prepare)
-            assert isinstance(pre_prepare, PrePrepare)
-            slot = self._slot(pre_prepare.seq)
-            slot.prepared = proof
-        if self.own_vc is not None and not self.view_active:
-            vc = body_of(self.own_vc)
-            assert isinstance(vc, ViewChange)
-            self.view_changes[self.me] = (self.own_vc, vc)
-
-    # ---- invariants ----------------------------------------------------------------------
-
-    def check_invariants(self) -> None:
-        if not self.stable_seq % self.cfg.checkpoint_interval == 0:
-            raise InvariantError("stable_not_on_interval", str(self.stable_seq))
-        if self.executed_seq > self.delivered_seq:
-            raise InvariantError("executed_beyond_delivered")
-        for seq in self.slots:
-            if seq <= self.stable_seq:
-                raise InvariantError("slot_below_low_watermark", str(seq))
-        if len(self.slots) > self.cfg.watermark_window + self.cfg.fetch_batch_max:
-            raise InvariantError("log_unbounded", str(len(self.slots)))
-
-    def _slot(self, seq: int) -> Slot:
-        slot = self.slots.get(seq)
-        if slot is None:
-            slot = self.slots[seq] = Slot(seq)
-        return slot
-
-    def _in_window(self, seq: int) -> bool:
-        return self.stable_seq < seq <= self.high_watermark
-
     # ---- receive dispatch ----------------------------------------------------------------
-
-    def _known_sender(self, sender: bytes) -> bool:
-        return any(sender in e.validators.validators for e in self.epochs)
 
     def _on_receive(self, sender: bytes, data: bytes) -> None:
         try:
@@ -487,21 +268,6 @@ class Replica:
         elif slot.digest == digest and slot.payload is not None:
             slot.committed_payload = slot.payload
         self._deliver()
-
-    def _deliver(self) -> None:
-        while True:
-            slot = self.slots.get(self.delivered_seq + 1)
-            if slot is None or slot.certificate is None or slot.committed_payload is None:
-                break
-            self.delivered_seq += 1
-            self._emit_committed(slot.seq, slot.committed_payload, slot.certificate)
-
-    def _emit_committed(self, seq: int, payload: bytes, certificate: CommitCertificate) -> None:
-        self._committed.append(Committed(seq, payload, certificate))
-        self.app_work = False
-        self.timer_ticks = 0
-        self.backoff = 0
-        self.last_progress_tick = self.ticks
 
     # ---- §4.3 checkpoints and garbage collection -----------------------------------------
 
@@ -731,8 +497,7 @@ class Replica:
             self._check_prepared(slot)
         self._propose_pending()
 
-    # ---- ticks: timers (§4.4, §4.5.2), retransmission, catch-up --------------------------
-
+    # ---- ticks: timers (§4.4, §4.5.2) --------------------------------------------------
     def _work_waiting(self) -> bool:
         if self.app_work or self.pending_payload is not None:
             return True
@@ -758,128 +523,3 @@ class Replica:
     def _view_change_quorum(self) -> bool:
         wanting = [s for s, (_, vc) in self.view_changes.items() if vc.view >= self.view]
         return len(wanting) >= self.validators.quorum
-
-    def _retransmit(self) -> None:
-        """Messages can be lost: periodically re-send what this replica signed and still
-        matters (exact duplicates are dropped silently by receivers)."""
-        if not self.is_member:
-            return
-        if not self.view_active and self.own_vc is not None:
-            self._send(self.own_vc)
-        if self.own_checkpoint_env is not None:
-            self._send(self.own_checkpoint_env)
-        highest_commit: Envelope | None = None
-        for _, slot in sorted(self.slots.items()):
-            mine = slot.commits.get(self.me)
-            if slot.certificate is not None:
-                highest_commit = mine[0] if mine is not None else highest_commit
-                continue
-            if slot.view == self.view and slot.pre_prepare is not None:
-                if slot.pre_prepare.sender == self.me and slot.payload:
-                    self._send(slot.pre_prepare.with_payload(slot.payload))
-                prepare = slot.prepares.get(self.me)
-                if prepare is not None:
-                    self._send(prepare[0])
-            if mine is not None:
-                self._send(mine[0])
-        if highest_commit is not None:
-            self._send(highest_commit)  # evidence of progress for lagging peers' catch-up
-
-    def _catch_up_target(self) -> int:
-        """The seq that at least f+1 peers (so one honest) have reached."""
-        highs = sorted(self.peer_high.values(), reverse=True)
-        f = self.validators.f
-        target = highs[f] if len(highs) > f else 0
-        return max(target, self.stable_seq)
-
-    def _maybe_fetch(self) -> None:
-        target = self._catch_up_target()
-        if target <= self.delivered_seq:
-            return
-        nxt = self.slots.get(self.delivered_seq + 1)
-        stalled = self.ticks - self.last_progress_tick >= self.cfg.retransmit_ticks
-        if nxt is not None and nxt.certificate is None and not stalled:
-            return
-        peers = sorted(
-            p for p, h in self.peer_high.items() if h > self.delivered_seq and p != self.me
-        )
-        if not peers:
-            return
-        peer = peers[self.fetch_round % len(peers)]
-        self.fetch_round += 1
-        last = min(
-            target,
-            self.delivered_seq + self.cfg.fetch_batch_max,
-            self.executed_seq + self.cfg.watermark_window,
-        )
-        if last > self.delivered_seq:
-            self._send(self._seal(Fetch(self.delivered_seq + 1, last)), peer)
-
-    def _on_fetch(self, env: Envelope, fetch: Fetch) -> None:
-        last = self.last_serve_tick.get(env.sender)
-        if last is not None and self.ticks - last < self.cfg.retransmit_ticks:
-            return  # one answer per peer per retransmit period bounds a flooder's effect
-        self.last_serve_tick[env.sender] = self.ticks
-        last = min(fetch.to_seq, fetch.from_seq + self.cfg.fetch_batch_max - 1)
-        if fetch.from_seq <= self.delivered_seq:
-            self._serve.append(
-                ServeRequest(env.sender, fetch.from_seq, min(last, self.delivered_seq))
-            )
-
-    def _on_serve(self, requester: bytes, blocks: tuple[FetchedBlock, ...]) -> None:
-        chosen: list[FetchedBlock] = []
-        size = 0
-        for block in blocks[: self.cfg.fetch_batch_max]:
-            size += len(block.payload) + 200 * len(block.certificate.signatures)
-            if chosen and size > BLOCKS_BYTES_MAX:
-                break
-            chosen.append(block)
-        if chosen:
-            self._send(self._seal(Blocks(tuple(chosen))), requester)
-
-    def _on_blocks(self, env: Envelope, blocks: Blocks) -> None:
-        for block in blocks.blocks:
-            if block.seq != self.delivered_seq + 1:
-                continue
-            if block.seq > self.executed_seq + self.cfg.watermark_window:
-                return  # the validator set for it may not be known yet; fetch again later
-            problem = self._check_certificate(block)
-            if problem is not None:
-                self._report(env.sender, "bad_fetched_block", problem)
-                return
-            self.peer_high[env.sender] = max(self.peer_high.get(env.sender, 0), block.seq)
-            self.delivered_seq += 1
-            slot = self.slots.get(block.seq)
-            if slot is not None:
-                slot.certificate = block.certificate
-                slot.committed_payload = block.payload
-            self._emit_committed(block.seq, block.payload, block.certificate)
-        self._deliver()
-
-    def _check_certificate(self, block: FetchedBlock) -> str | None:
-        """Like `CommitCertificate.verify`, with the injected verifier."""
-        cert = block.certificate
-        expected = NULL_DIGEST if block.payload == b"" else self.cfg.digest(block.payload)
-        if cert.block_hash != expected:
-            return "wrong_block"
-        vset = self.set_for(block.seq)
-        message = commit_signing_bytes(self.cfg.chain_id, cert.view, cert.height, cert.block_hash)
-        signers: set[bytes] = set()
-        for item in cert.signatures:
-            if item.validator not in vset.validators or item.validator in signers:
-                return "bad_signer"
-            if not self.cfg.verifier(item.validator, message, item.signature):
-                return "bad_signature"
-            signers.add(item.validator)
-        return None if len(signers) >= vset.quorum else "no_quorum"
-
-
-__all__ = [
-    "BLOCKS",
-    "CHECKPOINT",
-    "FETCH",
-    "NEW_VIEW",
-    "PREPARE",
-    "Replica",
-    "activation_seq",
-]
