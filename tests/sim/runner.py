@@ -5,7 +5,8 @@ rates, which replicas are Byzantine and how (at most f, all classes across seeds
 schedule of crashes, restarts, symmetric and asymmetric partitions. At most f replicas
 are faulty at any moment (Byzantine + crashed + cut off). After the fault phase every
 crashed replica restarts and the network heals; then every submitted request must commit
-on every honest replica within `LIVENESS_BOUND_TICKS` (liveness).
+on every honest replica within `LIVENESS_BOUND_TICKS` (liveness). Every fifth seed also
+adds a validator and later removes one (reconfiguration under faults).
 """
 
 from __future__ import annotations
@@ -54,21 +55,32 @@ def plan(seed: int) -> tuple[int, bool, NetworkFaults, dict[int, str]]:
 def run_seed(seed: int) -> Outcome:
     n, real_crypto, faults, byz = plan(seed)
     f = (n - 1) // 3
+    reconfigure = seed % 5 == 2
     cluster = Cluster(
         n,
         seed,
         real_crypto=real_crypto,
         faults=faults,
         byzantine={i: BEHAVIOURS[name] for i, name in byz.items()},
+        spare_nodes=1 if reconfigure else 0,
     )
+    requests = REQUESTS
+    if reconfigure:  # one request per block, enough blocks to pass both activation points
+        cluster.txs_per_block = 1
+        requests = 2 * REQUESTS + 6
     rng = random.Random(seed * 104729 + 3)
     budget = f - len(byz)
     honest = [i for i in range(n) if i not in byz]
     crashed: list[int] = []
     cut_off: list[int] = []
     submitted = 0
-    for _ in range(FAULT_PHASE_TICKS // 10):
-        if submitted < REQUESTS and rng.random() < 0.6:
+    for round_ in range(FAULT_PHASE_TICKS // 10):
+        if reconfigure and round_ == 3:
+            cluster.pending_reconfig = [*range(n + 1)]  # add the spare validator
+        if reconfigure and round_ == 18 and cluster.pending_reconfig is None:
+            leaver = max(i for i in honest if i not in crashed and i not in cut_off)
+            cluster.pending_reconfig = [i for i in cluster.members if i != leaver]
+        if submitted < requests and rng.random() < 0.6:
             cluster.submit(f"tx-{seed}-{submitted}")
             submitted += 1
         roll = rng.random()
@@ -105,7 +117,7 @@ def run_seed(seed: int) -> Outcome:
             cluster.restart(node)
     cluster.net.heal()
     cluster.net.faults.loss = 0.0
-    while submitted < REQUESTS:
+    while submitted < requests:
         cluster.submit(f"tx-{seed}-{submitted}")
         submitted += 1
     deadline = cluster.now + LIVENESS_BOUND_TICKS * TICK_TIME
@@ -116,7 +128,7 @@ def run_seed(seed: int) -> Outcome:
             f"LIVENESS: requests not committed {LIVENESS_BOUND_TICKS} ticks after heal "
             f"(n={n}, byzantine={byz}, ledgers={lens}, views={views})"
         )
-    honest_nodes = cluster.honest()
+    honest_nodes = [node for node in cluster.honest() if node.index in cluster.members]
     return Outcome(
         seed,
         n,
