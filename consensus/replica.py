@@ -278,18 +278,21 @@ class Replica(CatchUp):
             raise UsageError("executed_out_of_order", f"{seq} after {self.executed_seq}")
         # After a restart the shell re-reports blocks its store holds beyond the hard state.
         self.delivered_seq = max(self.delivered_seq, seq)
+        # Not a reason to persist: after a restart the shell re-reports what its store holds.
         self.executed_seq, self.executed_digest = seq, state_digest
-        self._dirty = True
         if validators is not None and validators != self.epochs[-1].validators:
             start = activation_seq(seq, self.cfg.checkpoint_interval, self.cfg.watermark_window)
             self.epochs = [e for e in self.epochs if e.start_seq < start]
             self.epochs.append(Epoch(start, validators))
+            self._dirty = True
         if seq % self.cfg.checkpoint_interval == 0:
+            if seq == self.stable_seq and state_digest != self.stable_digest:
+                raise InvariantError("state_divergence", f"executed checkpoint {seq}")
             self.own_checkpoints[seq] = state_digest
             if self.me in self.set_for(seq + 1).validators:
                 env = self._seal(Checkpoint(seq, state_digest))
                 self.own_checkpoint_env = env
-                self._store_checkpoint(env, seq)
+                self._store_checkpoint(env, seq, state_digest)
                 self._send(env)
             self._check_stable()
         self._propose_pending()
@@ -298,12 +301,12 @@ class Replica(CatchUp):
         self.peer_high[env.sender] = max(self.peer_high.get(env.sender, 0), cp.seq)
         if cp.seq <= self.stable_seq or cp.seq % self.cfg.checkpoint_interval:
             return
-        self._store_checkpoint(env, cp.seq)
+        self._store_checkpoint(env, cp.seq, cp.state_digest)
         self._check_stable()
 
-    def _store_checkpoint(self, env: Envelope, seq: int) -> None:
+    def _store_checkpoint(self, env: Envelope, seq: int, state_digest: bytes) -> None:
         mine = self.checkpoints.setdefault(env.sender, {})
-        mine[seq] = env
+        mine[seq] = (env, state_digest)
         for old in sorted(mine)[:-CHECKPOINTS_KEPT_PER_PEER]:
             del mine[old]
 
@@ -311,15 +314,11 @@ class Replica(CatchUp):
         """§4.3: the highest checkpoint with 2f+1 matching signatures becomes stable."""
         tally: dict[tuple[int, bytes], list[Envelope]] = {}
         for sender in sorted(self.checkpoints):
-            for seq, env in self.checkpoints[sender].items():
-                if (
-                    seq > self.stable_seq
-                    and seq + 1 <= self.executed_seq + self.cfg.watermark_window
-                ):
-                    cp = body_of(env)
-                    assert isinstance(cp, Checkpoint)
+            for seq, (env, state_digest) in self.checkpoints[sender].items():
+                known_set = seq + 1 <= self.executed_seq + self.cfg.watermark_window
+                if seq > self.stable_seq and known_set:
                     if sender in self.set_for(seq + 1).validators:
-                        tally.setdefault((seq, cp.state_digest), []).append(env)
+                        tally.setdefault((seq, state_digest), []).append(env)
         for (seq, digest), envs in sorted(tally.items(), reverse=True):
             if len(envs) >= self.set_for(seq + 1).quorum:
                 self._make_stable(seq, digest, tuple(envs))

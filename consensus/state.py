@@ -17,6 +17,7 @@ from consensus.messages import (
     Fetch,
     NewView,
     Prepare,
+    PreparedProof,
     PrePrepare,
     ViewChange,
     body_of,
@@ -68,7 +69,7 @@ class ReplicaState:
         self.own_vc: Envelope | None = None
         self.own_nv: Envelope | None = None
         self.view_changes: dict[bytes, tuple[Envelope, ViewChange]] = {}
-        self.checkpoints: dict[bytes, dict[int, Envelope]] = {}
+        self.checkpoints: dict[bytes, dict[int, tuple[Envelope, bytes]]] = {}
         self.own_checkpoints: dict[int, bytes] = {}
         self.own_checkpoint_env: Envelope | None = None
         self.peer_high: dict[bytes, int] = {}
@@ -81,6 +82,7 @@ class ReplicaState:
         self.fetch_round = 0
         self.last_reply_tick: dict[bytes, int] = {}
         self.last_serve_tick: dict[bytes, int] = {}
+        self._encode_cache: dict[object, bytes] = {}
         self._dirty = hard_state is None
         self._reset_ready()
         if hard_state is not None:
@@ -180,28 +182,41 @@ class ReplicaState:
 
     # ---- hard state ----------------------------------------------------------------------
 
+    def _encoded(self, record: Envelope | PreparedProof, cache: dict[object, bytes]) -> bytes:
+        """Canonical bytes of a certificate, encoded once while it stays in the hard state."""
+        data = self._encode_cache.get(record)
+        if data is None:
+            data = record.encode()
+        cache[record] = data
+        return data
+
     def hard_state(self) -> HardState:
+        cache: dict[object, bytes] = {}
         prepared = tuple(
-            s.prepared for _, s in sorted(self.slots.items()) if s.prepared is not None
+            self._encoded(s.prepared, cache)
+            for _, s in sorted(self.slots.items())
+            if s.prepared is not None
         )
         votes = tuple(
             Vote(kind, view, seq, digest)
             for (kind, view, seq), digest in sorted(self.votes.items())
         )
-        return HardState(
+        state = HardState(
             self.view,
             self.view_active,
             self.stable_seq,
             self.stable_digest,
-            self.stable_proof,
+            tuple(self._encoded(env, cache) for env in self.stable_proof),
             self.executed_seq,
             self.executed_digest,
             tuple(self.epochs),
             votes,
             prepared,
-            self.own_vc,
-            self.own_nv,
+            None if self.own_vc is None else self._encoded(self.own_vc, cache),
+            None if self.own_nv is None else self._encoded(self.own_nv, cache),
         )
+        self._encode_cache = cache  # bounded: only what this hard state holds
+        return state
 
     def hard_state_bytes(self) -> bytes:
         return self.hard_state().encode()
@@ -209,13 +224,15 @@ class ReplicaState:
     def _restore(self, hs: HardState) -> None:
         self.view, self.view_active = hs.view, hs.view_active
         self.stable_seq, self.stable_digest = hs.stable_seq, hs.stable_digest
-        self.stable_proof = hs.stable_proof
+        self.stable_proof = tuple(Envelope.decode(data) for data in hs.stable_proof)
         self.executed_seq, self.executed_digest = hs.executed_seq, hs.executed_digest
         self.delivered_seq = hs.executed_seq
         self.epochs = list(hs.epochs)
         self.votes = {(v.kind, v.view, v.seq): v.digest for v in hs.votes}
-        self.own_vc, self.own_nv = hs.view_change, hs.new_view
-        for proof in hs.prepared:
+        self.own_vc = None if hs.view_change is None else Envelope.decode(hs.view_change)
+        self.own_nv = None if hs.new_view is None else Envelope.decode(hs.new_view)
+        for data in hs.prepared:
+            proof = PreparedProof.decode(data)
             pre_prepare = body_of(proof.pre_prepare)
             assert isinstance(pre_prepare, PrePrepare)
             slot = self._slot(pre_prepare.seq)

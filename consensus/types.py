@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from consensus.errors import UsageError
-from consensus.messages import Envelope, FetchedBlock, PreparedProof, Verifier
+from consensus.messages import FetchedBlock, Verifier
 from node.ledger import crypto
 from node.ledger.certificate import CommitCertificate, ValidatorSet
 from node.ledger.records import Record, require, require_uint
@@ -201,20 +201,24 @@ class Epoch(Record):
 class HardState(Record):
     """What must survive a crash: every vote signed above the stable checkpoint, prepared
     certificates (a lost one could let a NEW-VIEW drop a committed block, §4.4), the view,
-    the view change / new view signed, the stable checkpoint and membership epochs."""
+    the view change / new view signed, the stable checkpoint and membership epochs.
+
+    Certificates are stored as their canonical bytes (each encoded once and cached by the
+    replica), so writing the hard state after every vote stays cheap. `executed_seq` is a
+    lower bound: after a restart the shell re-reports what its store executed."""
 
     view: int
     view_active: bool
     stable_seq: int
     stable_digest: bytes
-    stable_proof: tuple[Envelope, ...]
+    stable_proof: tuple[bytes, ...]  # encoded CHECKPOINT envelopes
     executed_seq: int
     executed_digest: bytes
     epochs: tuple[Epoch, ...]
     votes: tuple[Vote, ...]
-    prepared: tuple[PreparedProof, ...]
-    view_change: Envelope | None
-    new_view: Envelope | None
+    prepared: tuple[bytes, ...]  # encoded PreparedProofs
+    view_change: bytes | None  # encoded envelope
+    new_view: bytes | None  # encoded envelope
 
     def __post_init__(self) -> None:
         require_uint(self.view, "view")

@@ -10,9 +10,27 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PURE_CORES = ("consensus", "contracts_vm", "node/ledger")
 FORBIDDEN = frozenset(
     {
-        "trio", "plyvel", "libp2p", "socket", "time", "random", "os", "threading",
-        "asyncio", "subprocess", "datetime", "secrets", "uuid", "multiprocessing",
-        "select", "selectors", "signal", "shutil", "tempfile", "io", "pathlib",
+        "trio",
+        "plyvel",
+        "libp2p",
+        "socket",
+        "time",
+        "random",
+        "os",
+        "threading",
+        "asyncio",
+        "subprocess",
+        "datetime",
+        "secrets",
+        "uuid",
+        "multiprocessing",
+        "select",
+        "selectors",
+        "signal",
+        "shutil",
+        "tempfile",
+        "io",
+        "pathlib",
     }
 )
 

@@ -76,6 +76,7 @@ def test_s4_3_checkpoint_becomes_stable_and_log_is_garbage_collected() -> None:
         assert all(seq > 4 for seq in replica.slots)
         assert replica.high_watermark == 12
         assert len(replica.hard_state().stable_proof) >= net.vset.quorum
+        assert len(replica.stable_proof) >= net.vset.quorum
 
 
 def _pp(net: Net, view: int, seq: int, payload: bytes, signer: int = 0) -> bytes:

@@ -32,6 +32,7 @@ class Outcome:
     committed: int
     events: int
     view: int
+    faults: dict[str, int]
 
 
 def plan(seed: int) -> tuple[int, bool, NetworkFaults, dict[int, str]]:
@@ -74,6 +75,8 @@ def run_seed(seed: int) -> Outcome:
     crashed: list[int] = []
     cut_off: list[int] = []
     submitted = 0
+    counts = {"crash": 0, "crash_mid_ready": 0, "restart": 0, "partition": 0, "one_way": 0}
+    counts["reconfigure"] = int(reconfigure)
     for round_ in range(FAULT_PHASE_TICKS // 10):
         if reconfigure and round_ == 3:
             cluster.pending_reconfig = [*range(n + 1)]  # add the spare validator
@@ -90,16 +93,21 @@ def run_seed(seed: int) -> Outcome:
             node = cluster.nodes[victim]
             if rng.random() < 0.5:
                 node.crash_before_send = True  # crash after persisting, before sending
+                counts["crash_mid_ready"] += 1
             else:
                 cluster.crash(node)
+                counts["crash"] += 1
             crashed.append(victim)
         elif roll < 0.22 and crashed:
             cluster.restart(cluster.nodes[crashed.pop(0)])
+            counts["restart"] += 1
         elif roll < 0.30 and faulty < budget:
             victim = rng.choice([i for i in honest if i not in crashed and i not in cut_off])
             if rng.random() < 0.5:
                 cluster.net.isolate(victim, n)
+                counts["partition"] += 1
             else:
+                counts["one_way"] += 1
                 for other in rng.sample(range(n), n // 2):
                     if other != victim:
                         cluster.net.cut_one_way(victim, other)
@@ -137,6 +145,7 @@ def run_seed(seed: int) -> Outcome:
         min(len(node.ledger) for node in honest_nodes),
         cluster.events,
         max(node.replica.view for node in honest_nodes),
+        counts,
     )
 
 
