@@ -153,6 +153,7 @@ class Cluster:
         self.agreed: dict[int, bytes] = {}  # seq -> digest first committed by an honest node
         self.state_at: dict[int, bytes] = {}
         self.txs_per_block = 5
+        self.replay_hint = f"re-run this test; the cluster is Cluster(n={n}, seed={seed}, ...)"
         self.signed: dict[tuple[int, str, int, int], bytes] = {}
         self.pending_reconfig: list[int] | None = None  # next block carries this validator set
         self.members = list(range(n))  # the latest agreed validator set (indices)
@@ -165,8 +166,7 @@ class Cluster:
 
     def fail(self, message: str) -> None:
         raise SimFailure(
-            f"{message}\n  seed={self.seed} time={self.now}\n"
-            f"  replay: python -m tests.sim --seed {self.seed}"
+            f"{message}\n  seed={self.seed} time={self.now}\n  replay: {self.replay_hint}"
         )
 
     def submit(self, tx: str) -> None:

@@ -65,6 +65,7 @@ def run_seed(seed: int) -> Outcome:
         byzantine={i: BEHAVIOURS[name] for i, name in byz.items()},
         spare_nodes=1 if reconfigure else 0,
     )
+    cluster.replay_hint = f"python -m tests.sim --seed {seed}"
     requests = REQUESTS
     if reconfigure:  # one request per block, enough blocks to pass both activation points
         cluster.txs_per_block = 1
