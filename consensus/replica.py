@@ -57,6 +57,8 @@ from node.ledger.errors import LedgerError
 
 __all__ = ["Replica", "activation_seq"]
 
+NEW_VIEW_PAYLOAD_BYTES_MAX = 2 * 1024 * 1024  # keeps NEW-VIEW well under the codec's 4 MiB
+
 
 class Replica(CatchUp):
     """One PBFT replica. Drive it only through `step`; read-only properties help the shell."""
@@ -137,6 +139,8 @@ class Replica(CatchUp):
     # ---- §4.2 normal case ----------------------------------------------------------------
 
     def _on_propose(self, payload: bytes) -> None:
+        if len(payload) > self.cfg.payload_bytes_max:
+            raise UsageError("payload_too_large", f"{len(payload)} > {self.cfg.payload_bytes_max}")
         self.app_work = True
         if not (self.is_primary and self.is_member):
             return  # §4.4: a backup that holds work runs its timer; the primary builds blocks
@@ -330,6 +334,9 @@ class Replica(CatchUp):
             raise InvariantError("state_divergence", f"checkpoint {seq}")
         self.stable_seq, self.stable_digest, self.stable_proof = seq, digest, proof
         self._dirty = True
+        floor = min(seq, self.executed_seq) + 1  # epochs wholly below it are history
+        while len(self.epochs) > 1 and self.epochs[1].start_seq <= floor:
+            self.epochs.pop(0)
         for s in [s for s in self.slots if s <= seq]:
             del self.slots[s]
         self.votes = {k: d for k, d in self.votes.items() if k[2] > seq}
@@ -346,6 +353,7 @@ class Replica(CatchUp):
             self.cfg.chain_id,
             self.cfg.verifier,
             self.validators,
+            self.set_for,
             self.cfg.checkpoint_interval,
             self.cfg.watermark_window,
             self.cfg.genesis_state_digest,
@@ -414,10 +422,14 @@ class Replica(CatchUp):
             return
         plan = viewchange.compute_new_view([vc for _, vc in chosen])
         pre_prepares = []
+        budget = NEW_VIEW_PAYLOAD_BYTES_MAX
         for seq, digest in plan.proposals:
             if not self._vote(PRE_PREPARE, self.view, seq, digest):
                 raise InvariantError("new_view_equivocation", f"seq {seq}")
             payload = self._payload_for(seq, digest)
+            budget -= len(payload)
+            if budget < 0:
+                payload = b""  # too big to carry: replicas lacking it fetch it once committed
             pre_prepares.append(self._seal(PrePrepare(self.view, seq, digest), payload))
         body = NewView(self.view, tuple(env for env, _ in chosen), tuple(pre_prepares))
         env = self._seal(body)

@@ -10,6 +10,7 @@ exactly what the primary sent. The new primary and every backup call the same
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from consensus.messages import (
@@ -35,6 +36,7 @@ class Context:
     chain_id: str
     verifier: Verifier
     validators: ValidatorSet  # the set governing the window this view change is about
+    validators_for: Callable[[int], ValidatorSet]  # the set in force at a sequence number
     checkpoint_interval: int
     watermark_window: int
     genesis_state_digest: bytes
@@ -59,10 +61,12 @@ class Invalid(Exception):
         self.code = code
 
 
-def checked_body(ctx: Context, envelope: Envelope, kind: str) -> object:
+def checked_body(
+    ctx: Context, envelope: Envelope, kind: str, validators: ValidatorSet | None = None
+) -> object:
     if envelope.kind != kind:
         raise Invalid("wrong_kind")
-    if envelope.sender not in ctx.validators.validators:
+    if envelope.sender not in (validators or ctx.validators).validators:
         raise Invalid("unknown_signer")
     try:
         body = body_of(envelope)
@@ -83,16 +87,17 @@ def check_checkpoint_proof(
         return
     if seq % ctx.checkpoint_interval:
         raise Invalid("checkpoint_not_on_interval")
+    validators = ctx.validators_for(seq + 1)  # the set the checkpoint hands over to
     signers: set[bytes] = set()
     for envelope in proof:
-        body = checked_body(ctx, envelope, CHECKPOINT)
+        body = checked_body(ctx, envelope, CHECKPOINT, validators)
         assert isinstance(body, Checkpoint)
         if body.seq != seq or body.state_digest != state_digest:
             raise Invalid("checkpoint_mismatch")
         if envelope.sender in signers:
             raise Invalid("duplicate_signer")
         signers.add(envelope.sender)
-    if len(signers) < ctx.validators.quorum:
+    if len(signers) < validators.quorum:
         raise Invalid("checkpoint_no_quorum")
 
 

@@ -183,3 +183,9 @@ def test_idle_cluster_never_changes_view() -> None:
     assert all(r.view == 0 and r.view_active for r in net.replicas)
     assert all(not rd.misbehaviour for readys in net.readys for rd in readys)
     assert Tick() == Tick()
+
+
+def test_oversized_proposal_is_a_shell_error_not_a_codec_crash() -> None:
+    net = Net()
+    with pytest.raises(UsageError):
+        net.replicas[0].step(Propose(b"x" * (1024 * 1024 + 1)))
