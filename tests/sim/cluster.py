@@ -116,6 +116,7 @@ class Cluster:
         timeout_ticks: int = 20,
         spare_nodes: int = 0,
         max_backoff_exponent: int = 3,
+        max_outstanding: int = 1,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -141,6 +142,7 @@ class Cluster:
                 retransmit_ticks=max(2, timeout_ticks // 3),
                 fetch_batch_max=16,
                 max_backoff_exponent=max_backoff_exponent,
+                max_outstanding=max_outstanding,
                 verifier=self.verify,
             )
             self.nodes.append(Node(i, signer, config, Replica(config, None)))
