@@ -62,21 +62,22 @@ class CatchUp(ReplicaState):
         target = highs[f] if len(highs) > f else 0
         return max(target, self.stable_seq)
 
-    def _maybe_fetch(self) -> None:
+    def _maybe_fetch(self, peer: bytes | None = None) -> None:
         target = self._catch_up_target()
         if target <= self.delivered_seq:
             return
         nxt = self.slots.get(self.delivered_seq + 1)
         stalled = self.ticks - self.last_progress_tick >= self.cfg.retransmit_ticks
-        if nxt is not None and nxt.certificate is None and not stalled:
-            return
-        peers = sorted(
-            p for p, h in self.peer_high.items() if h > self.delivered_seq and p != self.me
-        )
-        if not peers:
-            return
-        peer = peers[self.fetch_round % len(peers)]
-        self.fetch_round += 1
+        if peer is None:
+            if nxt is not None and nxt.certificate is None and not stalled:
+                return
+            peers = sorted(
+                p for p, h in self.peer_high.items() if h > self.delivered_seq and p != self.me
+            )
+            if not peers:
+                return
+            peer = peers[self.fetch_round % len(peers)]
+            self.fetch_round += 1
         last = min(
             target,
             self.delivered_seq + self.cfg.fetch_batch_max,
@@ -86,15 +87,17 @@ class CatchUp(ReplicaState):
             self._send(self._seal(Fetch(self.delivered_seq + 1, last)), peer)
 
     def _on_fetch(self, env: Envelope, fetch: Fetch) -> None:
-        last = self.last_serve_tick.get(env.sender)
-        if last is not None and self.ticks - last < self.cfg.retransmit_ticks:
-            return  # one answer per peer per retransmit period bounds a flooder's effect
-        self.last_serve_tick[env.sender] = self.ticks
+        # One answer per peer per retransmit period, except for a peer moving forward
+        # through the chain (the next batch): a flooder gains at most one pass over it.
+        served_tick, served_to = self.last_serve.get(env.sender, (-1, 0))
+        recent = served_tick >= 0 and self.ticks - served_tick < self.cfg.retransmit_ticks
+        if recent and fetch.from_seq <= served_to:
+            return
         last = min(fetch.to_seq, fetch.from_seq + self.cfg.fetch_batch_max - 1)
         if fetch.from_seq <= self.delivered_seq:
-            self._serve.append(
-                ServeRequest(env.sender, fetch.from_seq, min(last, self.delivered_seq))
-            )
+            last = min(last, self.delivered_seq)
+            self.last_serve[env.sender] = (self.ticks, last)
+            self._serve.append(ServeRequest(env.sender, fetch.from_seq, last))
 
     def _on_serve(self, requester: bytes, blocks: tuple[FetchedBlock, ...]) -> None:
         chosen: list[FetchedBlock] = []
@@ -124,7 +127,10 @@ class CatchUp(ReplicaState):
                 slot.certificate = block.certificate
                 slot.committed_payload = block.payload
             self._emit_committed(block.seq, block.payload, block.certificate)
+        before = self.delivered_seq
         self._deliver()
+        if blocks.blocks and blocks.blocks[-1].seq == before:
+            self._maybe_fetch(env.sender)  # the whole batch was good: ask for the next one
 
     def _check_certificate(self, block: FetchedBlock) -> str | None:
         """Like `CommitCertificate.verify`, with the injected verifier."""

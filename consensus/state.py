@@ -81,7 +81,7 @@ class ReplicaState:
         self.last_progress_tick = 0
         self.fetch_round = 0
         self.last_reply_tick: dict[bytes, int] = {}
-        self.last_serve_tick: dict[bytes, int] = {}
+        self.last_serve: dict[bytes, tuple[int, int]] = {}  # peer -> (tick, last seq served)
         self._encode_cache: dict[object, bytes] = {}
         self._dirty = hard_state is None
         self._reset_ready()
