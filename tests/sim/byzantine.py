@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from consensus.messages import (
     COMMIT,
+    NEW_VIEW,
     PRE_PREPARE,
     PREPARE,
     VIEW_CHANGE,
@@ -18,6 +19,7 @@ from consensus.messages import (
     Commit,
     Envelope,
     Fetch,
+    NewView,
     Prepare,
     PreparedProof,
     PrePrepare,
@@ -89,9 +91,22 @@ class EquivocatingPrimary(Behaviour):
 
 
 class DoubleVoter(Behaviour):
-    """Sends a conflicting PREPARE/COMMIT alongside each real one."""
+    """Sends a conflicting PREPARE/COMMIT alongside each real one, and votes PREPARE and
+    COMMIT for every pre-prepared digest it sees (colluding with an equivocating primary)."""
 
     name = "double-voter"
+
+    def inbound(self, source: int, data: bytes) -> None:
+        decoded = _decode(data)
+        if decoded is None or decoded[0].kind != PRE_PREPARE:
+            return
+        _, pp = decoded
+        assert isinstance(pp, PrePrepare)
+        for vote in (Prepare(pp.view, pp.seq, pp.digest), Commit(pp.view, pp.seq, pp.digest)):
+            sealed = self.seal(vote)
+            for target in range(len(self.cluster.nodes)):
+                if target != self.index:
+                    self.cluster.net.send(self.cluster.now, self.index, target, sealed)
 
     def outbound(self, target: int, data: bytes) -> list[bytes]:
         decoded = _decode(data)
@@ -131,12 +146,18 @@ class StaleReplayer(Behaviour):
 
 
 class LyingViewChange(Behaviour):
-    """VIEW-CHANGE with withheld prepared certificates, or forged ones."""
+    """VIEW-CHANGE with withheld prepared certificates, or forged ones; as new primary, a
+    NEW-VIEW whose re-proposals (set O) do not follow from its view changes."""
 
     name = "lying-view-change"
 
     def outbound(self, target: int, data: bytes) -> list[bytes]:
         decoded = _decode(data)
+        if decoded is not None and decoded[0].kind == NEW_VIEW and target % 2:
+            _, nv = decoded
+            assert isinstance(nv, NewView)
+            forged_nv = NewView(nv.view, nv.view_changes, nv.pre_prepares[:-1])
+            return [self.seal(forged_nv)]  # O without its last re-proposal: must be refused
         if decoded is None or decoded[0].kind != VIEW_CHANGE:
             return [data]
         _, vc = decoded

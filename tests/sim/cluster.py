@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -90,6 +91,7 @@ class Node:
     signaled: bool = False
     nonce: int = 0
     misbehaviour_seen: int = 0
+    misbehaviour_codes: Counter[str] = field(default_factory=Counter)
     txs: set[str] = field(default_factory=set)  # requests in the ledger
 
     @property
@@ -232,6 +234,7 @@ class Cluster:
         for committed in ready.committed:
             follow.extend(self.execute(node, committed))
         node.misbehaviour_seen += len(ready.misbehaviour)
+        node.misbehaviour_codes.update(m.code for m in ready.misbehaviour)
         for req in ready.to_serve:
             blocks = tuple(
                 FetchedBlock(seq, node.ledger[seq - 1][0], node.ledger[seq - 1][1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from consensus import Receive
 from consensus.messages import Prepare, seal
 from node.ledger import codec
-from tests.sim.byzantine import EquivocatingPrimary, Silent
+from tests.sim.byzantine import DoubleVoter, EquivocatingPrimary, LyingViewChange, Silent
 from tests.sim.cluster import CHAIN_ID, TICK_TIME, Cluster
 from tests.sim.network import NetworkFaults
 
@@ -177,3 +177,27 @@ def test_catch_up_after_hundreds_of_blocks_offline() -> None:
     cluster.restart(lagging)
     run_to_completion(cluster, 2000)
     assert len(lagging.ledger) == len(cluster.nodes[0].ledger) >= 300
+
+
+def test_s4_2_equivocating_primary_with_a_colluding_double_voter_never_forks() -> None:
+    for seed in (13, 14):
+        cluster = Cluster(
+            7,
+            seed,
+            real_crypto=seed == 13,
+            byzantine={0: EquivocatingPrimary, 3: DoubleVoter},
+            faults=NetworkFaults(delay_max=12),
+        )
+        submit(cluster, 8, "tx")
+        run_to_completion(cluster)  # agreement checked after every event
+
+
+def test_s4_4_new_primary_with_a_forged_new_view_is_replaced() -> None:
+    cluster = Cluster(7, 15, real_crypto=True, byzantine={1: LyingViewChange})  # f = 2
+    submit(cluster, 2, "a")
+    run_to_completion(cluster)
+    cluster.crash(cluster.nodes[0])  # view 1's primary (node 1) lies in its NEW-VIEW
+    submit(cluster, 3, "b")
+    run_to_completion(cluster)
+    assert all(node.replica.view >= 2 for node in cluster.nodes[2:])
+    assert sum(node.misbehaviour_codes["bad_new_view"] for node in cluster.nodes[2:]) > 0
