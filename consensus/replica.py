@@ -517,7 +517,9 @@ class Replica(CatchUp):
     def _on_tick(self) -> None:
         self.ticks += 1
         timeout = self.cfg.view_change_timeout_ticks
-        if self.view_active:
+        if not self.is_member:
+            self.timer_ticks = 0  # spares and removed validators follow; they never vote
+        elif self.view_active:
             self.timer_ticks = self.timer_ticks + 1 if self._work_waiting() else 0
             if self.timer_ticks >= timeout:
                 self._start_view_change(self.view + 1)
