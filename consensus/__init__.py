@@ -24,7 +24,9 @@ Apply each `Ready` strictly in field order:
 3. `to_validate`: `ToValidate(view, seq, digest, payload)`; answer `ProposalVerdict` once
    the application can judge it (an invalid verdict starts a view change: §4.2).
 4. `committed`: `Committed(seq, payload, CommitCertificate)` in seq order; execute and
-   answer `Executed(seq, state_digest[, validators])`. `payload == b""` is a null request
+   answer `Executed(seq, state_digest[, validators])` once the execution is durable in
+   the store (the hard state's `executed_seq` may then be trusted as a lower bound after a
+   restart). `payload == b""` is a null request
    (§4.4) to execute as a no-op. For a seq already executed, do not re-execute; answer
    `Executed` with the stored state digest. A block that changes membership passes the new
    `ValidatorSet`; it governs seqs from `activation_seq(seq, K, L)` on.
