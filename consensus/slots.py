@@ -60,6 +60,12 @@ class Slot:
             return self.committed_payload or b""
         return b""
 
+    def prepared_digest(self) -> bytes:
+        assert self.prepared is not None
+        pre_prepare = body_of(self.prepared.pre_prepare)
+        assert isinstance(pre_prepare, PrePrepare)
+        return pre_prepare.digest
+
     def prepared_view(self) -> int:
         if self.prepared is None:
             return -1

@@ -197,6 +197,13 @@ class ReplicaState:
             for _, s in sorted(self.slots.items())
             if s.prepared is not None
         )
+        # Payloads of prepared, undelivered blocks: if every replica holding one crashed,
+        # a NEW-VIEW could re-propose a digest nobody can execute (§4.4 needs the request).
+        payloads = tuple(
+            s.payload_for(s.prepared_digest())
+            for _, s in sorted(self.slots.items())
+            if s.prepared is not None and s.seq > self.delivered_seq
+        )
         votes = tuple(
             Vote(kind, view, seq, digest)
             for (kind, view, seq), digest in sorted(self.votes.items())
@@ -214,6 +221,7 @@ class ReplicaState:
             prepared,
             None if self.own_vc is None else self._encoded(self.own_vc, cache),
             None if self.own_nv is None else self._encoded(self.own_nv, cache),
+            tuple(p for p in payloads if p),
         )
         self._encode_cache = cache  # bounded: only what this hard state holds
         return state
@@ -231,12 +239,17 @@ class ReplicaState:
         self.votes = {(v.kind, v.view, v.seq): v.digest for v in hs.votes}
         self.own_vc = None if hs.view_change is None else Envelope.decode(hs.view_change)
         self.own_nv = None if hs.new_view is None else Envelope.decode(hs.new_view)
+        payloads = {self.cfg.digest(p): p for p in hs.prepared_payloads}
         for data in hs.prepared:
             proof = PreparedProof.decode(data)
             pre_prepare = body_of(proof.pre_prepare)
             assert isinstance(pre_prepare, PrePrepare)
             slot = self._slot(pre_prepare.seq)
             slot.prepared = proof
+            payload = payloads.get(pre_prepare.digest)
+            if payload is not None:  # the pre-prepare we accepted before the crash
+                pp_env = proof.pre_prepare
+                slot.accept(pre_prepare.view, pre_prepare.digest, payload, pp_env, validated=True)
         if self.own_vc is not None and not self.view_active:
             vc = body_of(self.own_vc)
             assert isinstance(vc, ViewChange)

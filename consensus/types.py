@@ -222,6 +222,7 @@ class HardState(Record):
     prepared: tuple[bytes, ...]  # encoded PreparedProofs
     view_change: bytes | None  # encoded envelope
     new_view: bytes | None  # encoded envelope
+    prepared_payloads: tuple[bytes, ...]  # blocks prepared here and not yet delivered
 
     def __post_init__(self) -> None:
         require_uint(self.view, "view")

@@ -194,3 +194,28 @@ def test_reconfiguration_activates_one_window_after_the_next_checkpoint() -> Non
     assert activation_seq(1, 4, 8) == 13
     assert activation_seq(4, 4, 8) == 13
     assert activation_seq(5, 4, 8) == 17
+
+
+def test_s4_4_prepared_block_survives_everyone_restarting_before_commit() -> None:
+    net = Net(timeout=5)
+    net.step(0, Propose(b"prepared-then-crash"))
+    while net.queue:  # prepared everywhere, committed nowhere
+        t, sender, data = net.queue.popleft()
+        if decode(data)[0].kind != COMMIT:
+            net.step(t, Receive(sender, data))
+    net.queue.clear()
+    for i in range(4):  # every replica restarts from its persisted hard state only
+        persisted = [r.hard_state for r in net.readys[i] if r.hard_state is not None][-1]
+        net.replicas[i] = Replica(net.config(i), persisted)
+    net.down.add(0)
+
+    def view_0_commit(data: bytes) -> bool:
+        env, body = decode(data)
+        return env.kind == COMMIT and getattr(body, "view", None) == 0
+
+    net.drop = view_0_commit
+    for i in (1, 2, 3):
+        net.step(i, Propose(b"more-work"))  # backups hold work: timers run
+    net.tick(12)
+    for i in (1, 2, 3):
+        assert [c.payload for c in net.committed[i]] == [b"prepared-then-crash"]
