@@ -11,8 +11,11 @@ batches of `fetch_batch_max` while a flooder gains nothing.
 from __future__ import annotations
 
 from consensus.messages import (
+    COMMIT,
     NULL_DIGEST,
     Blocks,
+    Checkpoint,
+    Commit,
     Envelope,
     Fetch,
     FetchedBlock,
@@ -36,13 +39,10 @@ class CatchUp(ReplicaState):
             return
         if not self.view_active and self.own_vc is not None:
             self._send(self.own_vc)
-        if self.own_checkpoint_env is not None:
-            self._send(self.own_checkpoint_env)
-        highest_commit: Envelope | None = None
+        self._send_progress_evidence()
         for _, slot in sorted(self.slots.items()):
             mine = slot.commits.get(self.me)
             if slot.certificate is not None:
-                highest_commit = mine[0] if mine is not None else highest_commit
                 continue
             if slot.view == self.view and slot.pre_prepare is not None:
                 if slot.pre_prepare.sender == self.me and slot.payload:
@@ -52,8 +52,21 @@ class CatchUp(ReplicaState):
                     self._send(prepare[0])
             if mine is not None:
                 self._send(mine[0])
-        if highest_commit is not None:
-            self._send(highest_commit)  # evidence of progress for lagging peers' catch-up
+
+    def _send_progress_evidence(self) -> None:
+        """Tell peers how far this replica got: its latest CHECKPOINT and its highest
+        COMMIT vote. Both are rebuilt from the hard state after a restart (re-signing a
+        recorded vote signs the same digest again), so an idle cluster still shows a
+        lagging replica what to fetch."""
+        if self.own_checkpoint_env is None and 0 < self.stable_seq <= self.executed_seq:
+            body = Checkpoint(self.stable_seq, self.stable_digest)
+            self.own_checkpoint_env = self._seal(body)
+        if self.own_checkpoint_env is not None:
+            self._send(self.own_checkpoint_env)
+        commits = [key for key in self.votes if key[0] == COMMIT and key[2] <= self.delivered_seq]
+        if commits:
+            kind, view, seq = max(commits, key=lambda key: (key[2], key[1]))
+            self._send(self._seal(Commit(view, seq, self.votes[(kind, view, seq)])))
 
     def _catch_up_target(self) -> int:
         """The seq that at least f+1 peers (so one honest) have reached."""

@@ -5,8 +5,9 @@ rates, which replicas are Byzantine and how (at most f, all classes across seeds
 schedule of crashes, restarts, symmetric and asymmetric partitions. At most f replicas
 are faulty at any moment (Byzantine + crashed + cut off). After the fault phase every
 crashed replica restarts and the network heals; then every submitted request must commit
-on every honest replica within `LIVENESS_BOUND_TICKS` (liveness). Every fifth seed also
-adds a validator and later removes one (reconfiguration under faults).
+on every honest replica within `LIVENESS_BOUND_TICKS` (liveness). Some seeds without
+Byzantine replicas also crash every replica at once and restart them from disk; every
+fifth seed adds a validator and later removes one (reconfiguration under faults).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def run_seed(seed: int) -> Outcome:
     submitted = 0
     counts = {"crash": 0, "crash_mid_ready": 0, "restart": 0, "partition": 0, "one_way": 0}
     counts["reconfigure"] = int(reconfigure)
+    total_outage = not byz and seed % 7 == 0  # crash-recovery model: all may crash
+    counts["total_outage"] = 0
     for round_ in range(FAULT_PHASE_TICKS // 10):
         if reconfigure and round_ == 3:
             cluster.pending_reconfig = [*range(n + 1)]  # add the spare validator
@@ -88,6 +91,16 @@ def run_seed(seed: int) -> Outcome:
         if submitted < requests and rng.random() < 0.6:
             cluster.submit(f"tx-{seed}-{submitted}")
             submitted += 1
+        if total_outage and round_ == 20:  # power failure: everyone restarts from disk
+            for node in cluster.nodes:
+                if not node.crashed:
+                    cluster.crash(node)
+            cluster.run_until(cluster.now + 20 * TICK_TIME)
+            for node in cluster.nodes:
+                cluster.restart(node)
+            crashed = []
+            counts["total_outage"] += 1
+            continue
         roll = rng.random()
         faulty = len(crashed) + len(cut_off)
         if roll < 0.12 and faulty < budget:

@@ -45,7 +45,16 @@ def test_the_fixed_seed_set_covers_every_fault_class() -> None:
         totals: Counter[str] = Counter()
         for outcome in outcomes.values():
             totals.update(outcome.faults)
-        for kind in ("crash", "crash_mid_ready", "restart", "partition", "one_way", "reconfigure"):
+        kinds = (
+            "crash",
+            "crash_mid_ready",
+            "restart",
+            "partition",
+            "one_way",
+            "reconfigure",
+            "total_outage",
+        )
+        for kind in kinds:
             assert totals[kind] > 0, f"no seed exercised {kind}"
 
 
