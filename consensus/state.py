@@ -72,6 +72,7 @@ class ReplicaState:
         self.checkpoints: dict[bytes, dict[int, tuple[Envelope, bytes]]] = {}
         self.own_checkpoints: dict[int, bytes] = {}
         self.own_checkpoint_env: Envelope | None = None
+        self._evidence_commit: tuple[tuple[str, int, int], Envelope] | None = None
         self.peer_high: dict[bytes, int] = {}
         self.pending_payload: bytes | None = None
         self.app_work = False
