@@ -97,6 +97,19 @@ class ReplicaState:
         return self.set_for(self.stable_seq + 1)
 
     @property
+    def broadcast_peers(self) -> tuple[bytes, ...]:
+        """Where a broadcast goes: members of the current and of every scheduled validator
+        set (so a joining validator hears checkpoints and catches up), minus this replica."""
+        current = self.stable_seq + 1
+        keys = {
+            key
+            for epoch in self.epochs
+            if epoch.start_seq >= current or epoch.validators == self.validators
+            for key in epoch.validators.validators
+        }
+        return tuple(sorted(keys - {self.me}))
+
+    @property
     def is_member(self) -> bool:
         return self.me in self.validators.validators
 

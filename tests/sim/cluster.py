@@ -237,7 +237,7 @@ class Cluster:
             targets = (
                 [self.index_of[out.destination]]
                 if out.destination is not None
-                else [i for i in range(len(self.nodes)) if i != node.index]
+                else [self.index_of[key] for key in node.replica.broadcast_peers]
             )
             for t in targets:
                 if byz is not None:
