@@ -93,7 +93,7 @@ class ReplicaState:
 
     @property
     def validators(self) -> ValidatorSet:
-        """The validator set governing the current window (whom to broadcast to)."""
+        """The validator set governing the current window (§4.3) and its quorums."""
         return self.set_for(self.stable_seq + 1)
 
     @property
