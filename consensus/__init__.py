@@ -20,7 +20,7 @@ Apply each `Ready` strictly in field order:
 1. `hard_state`: bytes or None; persist with fsync BEFORE sending anything (a restarted
    replica built from them never signs two digests for one (view, seq)).
 2. `outbound`: `Outbound(destination_key_or_None_for_broadcast, data)`; broadcast means
-   every other member of `replica.validators` (sending to non-members is harmless).
+   every key in `replica.broadcast_peers` (current and scheduled validator sets).
 3. `to_validate`: `ToValidate(view, seq, digest, payload)`; answer `ProposalVerdict` once
    the application can judge it (an invalid verdict starts a view change: §4.2).
 4. `committed`: `Committed(seq, payload, CommitCertificate)` in seq order; execute and
@@ -38,7 +38,7 @@ Apply each `Ready` strictly in field order:
    with those the store holds.
 
 After a restart, feed `Executed` for every block the store holds above
-`replica.executed_seq`. Read-only helpers: `replica.validators` (whom to broadcast to),
+`replica.executed_seq`. Read-only helpers: `replica.validators` (the set in force),
 `replica.is_primary`, `replica.can_propose` (propose only then), `replica.view`,
 `replica.next_seq`. A backup's `Propose` only arms its view-change timer (§4.4).
 Exceptions: `ConsensusError(code, detail)`; `InvariantError` (stop the node) and

@@ -27,6 +27,7 @@ from consensus.types import (
 )
 
 BLOCKS_BYTES_MAX = 2 * 1024 * 1024
+EVIDENCE_BROADCAST_PERIODS = 4
 
 
 class CatchUp(ReplicaState):
@@ -57,16 +58,30 @@ class CatchUp(ReplicaState):
         """Tell peers how far this replica got: its latest CHECKPOINT and its highest
         COMMIT vote. Both are rebuilt from the hard state after a restart (re-signing a
         recorded vote signs the same digest again), so an idle cluster still shows a
-        lagging replica what to fetch."""
+        lagging replica what to fetch. Broadcast every `EVIDENCE_BROADCAST_PERIODS`
+        retransmit periods; in between only to peers known to be behind."""
         if self.own_checkpoint_env is None and 0 < self.stable_seq <= self.executed_seq:
-            body = Checkpoint(self.stable_seq, self.stable_digest)
-            self.own_checkpoint_env = self._seal(body)
-        if self.own_checkpoint_env is not None:
-            self._send(self.own_checkpoint_env)
+            self.own_checkpoint_env = self._seal(Checkpoint(self.stable_seq, self.stable_digest))
+        evidence = [self.own_checkpoint_env] if self.own_checkpoint_env is not None else []
         commits = [key for key in self.votes if key[0] == COMMIT and key[2] <= self.delivered_seq]
         if commits:
-            kind, view, seq = max(commits, key=lambda key: (key[2], key[1]))
-            self._send(self._seal(Commit(view, seq, self.votes[(kind, view, seq)])))
+            key = max(commits, key=lambda k: (k[2], k[1]))
+            if self._evidence_commit is None or self._evidence_commit[0] != key:
+                body = Commit(key[1], key[2], self.votes[key])
+                self._evidence_commit = (key, self._seal(body))
+            evidence.append(self._evidence_commit[1])
+        period = self.ticks // self.cfg.retransmit_ticks
+        if period % EVIDENCE_BROADCAST_PERIODS == 0:
+            targets: list[bytes | None] = [None]
+        else:
+            targets = [
+                peer
+                for peer in self.validators.validators
+                if peer != self.me and self.peer_high.get(peer, 0) < self.delivered_seq
+            ]
+        for target in targets:
+            for env in evidence:
+                self._send(env, target)
 
     def _catch_up_target(self) -> int:
         """The seq that at least f+1 peers (so one honest) have reached."""

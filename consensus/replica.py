@@ -10,7 +10,13 @@ Rules kept here (Castro & Liskov, OSDI'99 / TOCS'02, signatures instead of MACs)
 - A replica never signs two digests for one (kind, view, seq): every vote is recorded in
   the hard state before the message carrying it can be sent.
 - Catch-up: behind replicas FETCH committed blocks with certificates and verify them.
-- Remote bad input becomes `Misbehaviour`; only broken local invariants raise.
+- Remote bad input becomes `Misbehaviour`; only broken local invariants raise. Messages
+  for stale views and exact duplicates are dropped silently: delays and retransmission
+  make them routine for honest peers. Conflicting ones (equivocation) are reported.
+
+Layout: `state.py` holds fields, `Ready` accumulation, hard state and invariants;
+`catchup.py` retransmission and block fetching; `viewchange.py` the pure §4.4 checks and
+NEW-VIEW computation; `slots.py` one log entry; this module the dispatch and protocol.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ class ReplicaState:
         self.checkpoints: dict[bytes, dict[int, tuple[Envelope, bytes]]] = {}
         self.own_checkpoints: dict[int, bytes] = {}
         self.own_checkpoint_env: Envelope | None = None
+        self._evidence_commit: tuple[tuple[str, int, int], Envelope] | None = None
         self.peer_high: dict[bytes, int] = {}
         self.pending_payload: bytes | None = None
         self.app_work = False
@@ -92,8 +93,21 @@ class ReplicaState:
 
     @property
     def validators(self) -> ValidatorSet:
-        """The validator set governing the current window (whom to broadcast to)."""
+        """The validator set governing the current window (§4.3) and its quorums."""
         return self.set_for(self.stable_seq + 1)
+
+    @property
+    def broadcast_peers(self) -> tuple[bytes, ...]:
+        """Where a broadcast goes: members of the current and of every scheduled validator
+        set (so a joining validator hears checkpoints and catches up), minus this replica."""
+        current = self.stable_seq + 1
+        keys = {
+            key
+            for epoch in self.epochs
+            if epoch.start_seq >= current or epoch.validators == self.validators
+            for key in epoch.validators.validators
+        }
+        return tuple(sorted(keys - {self.me}))
 
     @property
     def is_member(self) -> bool:

@@ -46,6 +46,7 @@ class Net:
     down: set[int] = field(default_factory=set)
     valid: bool = True
     drop: Callable[[bytes], bool] | None = None  # network filter for scripted losses
+    reconfig: dict[int, ValidatorSet] = field(default_factory=dict)  # seq -> new set
 
     def __post_init__(self) -> None:
         self.keys = signers(self.n)
@@ -83,7 +84,7 @@ class Net:
         for c in ready.committed:
             self.committed[i].append(c)
             self.state[i] = crypto.sha256(self.state[i] + c.payload)
-            self.step(i, Executed(c.seq, self.state[i]))
+            self.step(i, Executed(c.seq, self.state[i], self.reconfig.get(c.seq)))
         for req in ready.to_serve:
             blocks = tuple(
                 FetchedBlock(c.seq, c.payload, c.certificate)

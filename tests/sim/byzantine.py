@@ -90,6 +90,21 @@ class EquivocatingPrimary(Behaviour):
         return [self.seal(PrePrepare(pp.view, pp.seq, crypto.sha256(payload)), payload)]
 
 
+class GapPrimary(Behaviour):
+    """As primary, assigns sequence numbers with holes (seq + 2), so only a view change with
+    null requests (§4.4) can fill them."""
+
+    name = "gap-primary"
+
+    def outbound(self, target: int, data: bytes) -> list[bytes]:
+        decoded = _decode(data)
+        if decoded is None or decoded[0].kind != PRE_PREPARE:
+            return [data]
+        env, pp = decoded
+        assert isinstance(pp, PrePrepare)
+        return [self.seal(PrePrepare(pp.view, pp.seq + 2, pp.digest), env.payload)]
+
+
 class DoubleVoter(Behaviour):
     """Sends a conflicting PREPARE/COMMIT alongside each real one, and votes PREPARE and
     COMMIT for every pre-prepared digest it sees (colluding with an equivocating primary)."""
@@ -238,6 +253,7 @@ BEHAVIOURS: dict[str, type[Behaviour]] = {
     for b in (
         Silent,
         EquivocatingPrimary,
+        GapPrimary,
         DoubleVoter,
         StaleReplayer,
         LyingViewChange,

@@ -53,6 +53,23 @@ class SimFailure(AssertionError):
     pass
 
 
+def caching(verify: Callable[[bytes, bytes, bytes], bool]) -> Callable[[bytes, bytes, bytes], bool]:
+    """What a node's shell does (performance.md: verify each signature once per node): here
+    one bounded cache serves the whole simulated cluster. `verify` is a pure function."""
+    cache: dict[tuple[bytes, bytes, bytes], bool] = {}
+
+    def cached(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        key = (public_key, message, signature)
+        verdict = cache.get(key)
+        if verdict is None:
+            if len(cache) >= 100_000:
+                cache.clear()
+            verdict = cache[key] = verify(public_key, message, signature)
+        return verdict
+
+    return cached
+
+
 def make_block(
     txs: list[str], proposer: int, nonce: int, validators: list[int] | None = None
 ) -> bytes:
@@ -128,7 +145,7 @@ class Cluster:
         total = n + spare_nodes
         seeds = [hashlib.sha256(f"sim-{seed}-{i}".encode()).digest() for i in range(total)]
         signers = [crypto.Signer(s) if real_crypto else FakeSigner(s) for s in seeds]
-        self.verify = crypto.verify_raw if real_crypto else fake_verify
+        self.verify = caching(crypto.verify_raw if real_crypto else fake_verify)
         self.keys = [s.public_key for s in signers]
         self.genesis = ValidatorSet(tuple(self.keys[:n]))
         self.index_of = {k: i for i, k in enumerate(self.keys)}
@@ -220,7 +237,7 @@ class Cluster:
             targets = (
                 [self.index_of[out.destination]]
                 if out.destination is not None
-                else [i for i in range(len(self.nodes)) if i != node.index]
+                else [self.index_of[key] for key in node.replica.broadcast_peers]
             )
             for t in targets:
                 if byz is not None:

@@ -10,7 +10,13 @@ from __future__ import annotations
 from consensus import Receive
 from consensus.messages import Prepare, seal
 from node.ledger import codec
-from tests.sim.byzantine import DoubleVoter, EquivocatingPrimary, LyingViewChange, Silent
+from tests.sim.byzantine import (
+    DoubleVoter,
+    EquivocatingPrimary,
+    GapPrimary,
+    LyingViewChange,
+    Silent,
+)
 from tests.sim.cluster import CHAIN_ID, TICK_TIME, Cluster
 from tests.sim.network import NetworkFaults
 
@@ -201,3 +207,12 @@ def test_s4_4_new_primary_with_a_forged_new_view_is_replaced() -> None:
     run_to_completion(cluster)
     assert all(node.replica.view >= 2 for node in cluster.nodes[2:])
     assert sum(node.misbehaviour_codes["bad_new_view"] for node in cluster.nodes[2:]) > 0
+
+
+def test_s4_4_primary_leaving_gaps_is_replaced_and_gaps_become_null_requests() -> None:
+    cluster = Cluster(4, 16, real_crypto=True, byzantine={0: GapPrimary})
+    submit(cluster, 4, "tx")
+    run_to_completion(cluster)
+    ledger = cluster.nodes[1].ledger
+    assert any(payload == b"" for payload, _, _ in ledger), "a null request filled a gap"
+    assert all(node.replica.view >= 1 for node in cluster.honest())
