@@ -63,12 +63,20 @@ class Config:
 # ---- inputs -------------------------------------------------------------------------------
 
 
+def _shell_check(condition: bool, what: str) -> None:
+    if not condition:
+        raise UsageError("bad_input", what)
+
+
 @dataclass(frozen=True, slots=True)
 class Receive:
     """Bytes from a peer; `sender` is the transport-authenticated public key."""
 
     sender: bytes
     data: bytes
+
+    def __post_init__(self) -> None:
+        _shell_check(isinstance(self.sender, bytes) and isinstance(self.data, bytes), "Receive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +93,7 @@ class Propose:
     payload: bytes
 
     def __post_init__(self) -> None:
-        require(isinstance(self.payload, bytes) and self.payload != b"", "payload must be bytes")
+        _shell_check(isinstance(self.payload, bytes) and self.payload != b"", "Propose")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,10 @@ class ProposalVerdict:
     digest: bytes
     valid: bool
 
+    def __post_init__(self) -> None:
+        ok = type(self.view) is int and type(self.seq) is int and type(self.valid) is bool
+        _shell_check(ok and isinstance(self.digest, bytes), "ProposalVerdict")
+
 
 @dataclass(frozen=True, slots=True)
 class Executed:
@@ -107,6 +119,10 @@ class Executed:
     seq: int
     state_digest: bytes
     validators: ValidatorSet | None = None
+
+    def __post_init__(self) -> None:
+        ok = type(self.seq) is int and self.seq >= 1 and isinstance(self.state_digest, bytes)
+        _shell_check(ok and len(self.state_digest) <= 64, "Executed")
 
 
 @dataclass(frozen=True, slots=True)
