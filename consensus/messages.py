@@ -69,6 +69,13 @@ def _digest(value: bytes, name: str) -> None:
     require_bytes(value, DIGEST_BYTES, name)
 
 
+def _check_vote(view: int, seq: int, digest: bytes) -> None:
+    """The shape every (view, seq, digest) vote shares: PRE-PREPARE, PREPARE, COMMIT."""
+    require_uint(view, "view")
+    require(type(seq) is int and seq >= 1, "seq must be >= 1")
+    _digest(digest, "digest")
+
+
 @dataclass(frozen=True, slots=True)
 class PrePrepare(Record):
     view: int
@@ -76,9 +83,7 @@ class PrePrepare(Record):
     digest: bytes
 
     def __post_init__(self) -> None:
-        require_uint(self.view, "view")
-        require(type(self.seq) is int and self.seq >= 1, "seq must be >= 1")
-        _digest(self.digest, "digest")
+        _check_vote(self.view, self.seq, self.digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +93,7 @@ class Prepare(Record):
     digest: bytes
 
     def __post_init__(self) -> None:
-        require_uint(self.view, "view")
-        require(type(self.seq) is int and self.seq >= 1, "seq must be >= 1")
-        _digest(self.digest, "digest")
+        _check_vote(self.view, self.seq, self.digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +103,7 @@ class Commit(Record):
     digest: bytes
 
     def __post_init__(self) -> None:
-        require_uint(self.view, "view")
-        require(type(self.seq) is int and self.seq >= 1, "seq must be >= 1")
-        _digest(self.digest, "digest")
+        _check_vote(self.view, self.seq, self.digest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,13 @@ from node.ledger.model import (
 from node.ledger.records import Record, require, require_bytes
 
 
+def _require_money(currency: str, amount: int) -> None:
+    """A positive amount of minor units in an ISO 4217 currency."""
+    require(bool(CURRENCY_RE.match(currency)), "currency")
+    require_amount(amount, "amount")
+    require(amount > 0, "amount > 0")
+
+
 @dataclass(frozen=True, slots=True)
 class DepositBody(Record):
     deposit_id: str
@@ -55,9 +62,8 @@ class DepositBody(Record):
 
     def __post_init__(self) -> None:
         require_id(self.deposit_id, "deposit_id")
-        require(bool(CURRENCY_RE.match(self.currency)), "currency")
-        require_amount(self.amount, "amount")
-        require(self.amount > 0 and len(self.reference) <= 128, "amount > 0, short reference")
+        _require_money(self.currency, self.amount)
+        require(len(self.reference) <= 128, "reference at most 128 characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +77,7 @@ class WithdrawBody(Record):
     amount: int
 
     def __post_init__(self) -> None:
-        require(bool(CURRENCY_RE.match(self.currency)), "currency")
-        require_amount(self.amount, "amount")
-        require(self.amount > 0, "amount > 0")
+        _require_money(self.currency, self.amount)
 
 
 @dataclass(frozen=True, slots=True)
