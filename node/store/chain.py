@@ -13,7 +13,7 @@ Key layout (all heights are 8-byte big-endian):
   b/<h>           block (header + transactions)
   r/<h>           receipts of block h, in transaction order
   c/<h>           commit certificate of block h
-  x/<tx_id>       <h><position as 4 bytes>
+  x/<tx_id>       <h><position as 4 bytes> (the accepted inclusion if there is one)
   s/<key>         state value
 """
 
@@ -163,8 +163,12 @@ class ChainStore:
         if certificate is not None:
             ops.append((height_key(CERT, h), certificate.encode()))
         pos_prefix = h.to_bytes(8, "big")
-        for i, tx in enumerate(block.txs):
-            ops.append((TXINDEX + tx.tx_id, pos_prefix + i.to_bytes(4, "big")))
+        for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+            # The index points at the inclusion that executed; a rejected re-inclusion of
+            # an executed transaction (a replay) never hides it.
+            tx_id = tx.tx_id
+            if receipt.accepted or not self._executed(tx_id):
+                ops.append((TXINDEX + tx_id, pos_prefix + i.to_bytes(4, "big")))
         for key, (_old, new) in changes.items():
             ops.append((STATE + key, new))
         head = Head(h, block_hash, accumulator)
@@ -172,6 +176,13 @@ class ChainStore:
         self.kv.write(ops, sync=sync)
         self._head = head
         return head
+
+    def _executed(self, tx_id: bytes) -> bool:
+        loc = self.tx_location(tx_id)
+        if loc is None:
+            return False
+        receipts = self.receipts(loc[0])
+        return receipts is not None and receipts[loc[1]].accepted
 
     def put_certificate(self, certificate: CommitCertificate) -> None:
         """Attach a certificate learned after the block was stored (e.g. during catch-up)."""

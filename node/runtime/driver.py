@@ -1,0 +1,563 @@
+"""The driver: one trio task owns the PBFT replica and applies each `Ready` in order.
+
+Rules kept here (consensus/__init__.py is the contract):
+- Only `_drive` steps the replica. Inputs arrive on one bounded channel (peer messages,
+  ticks, wake-ups); follow-up inputs (verdicts, `Executed`, `ServeBlocks`) are fed before
+  the next channel event.
+- Per `Ready`: persist the hard state with fsync BEFORE sending; send; judge proposals
+  (only once the previous block is executed, so a proposal may wait); execute committed
+  blocks and answer `Executed` only after the block is durable; log misbehaviour; serve
+  lagging peers from the store.
+- Blocking work (LevelDB writes, block execution, signature checks) runs in worker
+  threads; the event loop keeps serving the network and the API meanwhile.
+- Transactions: the API and peers feed the mempool (signatures checked once, in a
+  thread); locally submitted ones are forwarded in batches to every validator, so a new
+  primary after a view change already holds them. The primary proposes when the previous
+  block is executed and either a full block is waiting or `block_interval_ms` passed; an
+  empty heartbeat block every `heartbeat_ms` keeps block time moving for period closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from consensus import (
+    Committed,
+    Config,
+    Executed,
+    FetchedBlock,
+    Input,
+    ProposalVerdict,
+    Propose,
+    Ready,
+    Receive,
+    Replica,
+    ServeBlocks,
+    Tick,
+    ToValidate,
+)
+from node.ledger import codec, crypto
+from node.ledger.certificate import ValidatorSet
+from node.ledger.errors import LedgerError
+from node.ledger.genesis import Genesis
+from node.ledger.tx import MAX_TX_BYTES, Transaction
+from node.runtime.interface import MempoolFull, PeerNetwork, SubmitResult
+from node.runtime.ledger_shell import LedgerShell, SignatureCache
+from node.runtime.mempool import Mempool
+from node.store.chain import ChainStore
+from node.store.kv import KV
+
+HARD_STATE_KEY = b"n/replica-hard-state"
+MSG_CONSENSUS = 0x01
+MSG_TXS = 0x02
+WORK_SIGNAL = b"work"  # a backup's Propose only arms its view-change timer (§4.4)
+PAYLOAD_BYTES_MAX = 2 * 1024 * 1024
+
+log = logging.getLogger("alps.node")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Runtime knobs (config.toml [consensus], [mempool], [block])."""
+
+    tick_ms: int = 50
+    view_change_timeout_ticks: int = 40
+    checkpoint_interval: int = 16
+    watermark_window: int = 32
+    mempool_max: int = 50_000
+    forward_batch_max: int = 1000
+    forward_interval_ms: int = 20
+    block_max_txs: int = 2000
+    block_interval_ms: int = 50
+    heartbeat_ms: int = 2000
+    clock_drift_ms: int = 10_000
+    events_max: int = 4096
+    tx_batches_max: int = 256
+    waiters_max: int = 20_000
+
+    def __post_init__(self) -> None:
+        for name in ("tick_ms", "mempool_max", "forward_batch_max", "block_max_txs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+class _Wake:
+    """Something changed outside the replica (transactions arrived, a timer fired)."""
+
+
+WAKE = _Wake()
+Event = Input | _Wake
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.height = Gauge("alps_height", "Height of the last committed block", registry=r)
+        self.view = Gauge("alps_view", "Current PBFT view", registry=r)
+        self.peers = Gauge("alps_peers_connected", "Validators connected", registry=r)
+        self.mempool = Gauge("alps_mempool_size", "Transactions waiting", registry=r)
+        self.blocks = Counter("alps_blocks_committed", "Blocks committed", registry=r)
+        self.txs = Counter("alps_txs_committed", "Transactions committed", registry=r)
+        self.rejected = Counter("alps_txs_refused", "Transactions refused", ["code"], registry=r)
+        self.misbehaviour = Counter(
+            "alps_peer_misbehaviour", "Misbehaviour seen", ["code"], registry=r
+        )
+        self.view_changes = Counter("alps_view_changes", "Views entered", registry=r)
+        self.latency = Histogram(
+            "alps_commit_latency_seconds",
+            "Submission to commit, transactions submitted to this node",
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+            registry=r,
+        )
+        self.execute = Histogram(
+            "alps_block_execute_seconds", "Executing and storing one block", registry=r
+        )
+
+
+class Node:
+    """A validator node's core. Implements `NodeControl` for the HTTP API."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        signer: crypto.Signer,
+        genesis: Genesis,
+        store: ChainStore,
+        kv: KV,
+        net: PeerNetwork,
+        inbound: trio.MemoryReceiveChannel[tuple[bytes, bytes]],
+        clock_ns: Callable[[], int] = time.time_ns,
+        genesis_hash: str = "",
+    ) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.me = signer.public_key
+        self.genesis = genesis
+        self.genesis_hash = genesis_hash
+        self._store = store
+        self.kv = kv
+        self.net = net
+        self.inbound = inbound
+        self.clock_ns = clock_ns
+        self.sigs = SignatureCache()
+        self.shell = LedgerShell(store, genesis, self.sigs)
+        self.mempool = Mempool(settings.mempool_max)
+        self.metrics = Metrics()
+        self.verify_limiter = trio.CapacityLimiter(2)
+        self._events_tx, self._events_rx = trio.open_memory_channel[Event](settings.events_max)
+        self._txs_tx, self._txs_rx = trio.open_memory_channel[tuple[bytes, bytes]](
+            settings.tx_batches_max
+        )
+        self._forward: deque[bytes] = deque()
+        self._forward_ready = trio.Event()
+        self._waiters: dict[bytes, trio.Event] = {}
+        self._pending_validation: dict[int, ToValidate] = {}
+        self._signaled = False
+        self._last_proposal_ns = 0
+        self._last_block_ns = clock_ns()
+        self._view_seen = -1
+        self.started = trio.Event()
+        self.replica = Replica(self._consensus_config(), kv.get(HARD_STATE_KEY))
+        self.validators = self.shell.validator_set()
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def _consensus_config(self) -> Config:
+        s = self.settings
+        return Config(
+            chain_id=self.genesis.chain_id,
+            signer=self.signer,
+            validators=self.genesis.validator_set,
+            checkpoint_interval=s.checkpoint_interval,
+            watermark_window=s.watermark_window,
+            view_change_timeout_ticks=s.view_change_timeout_ticks,
+            retransmit_ticks=max(2, s.view_change_timeout_ticks // 4),
+            payload_bytes_max=PAYLOAD_BYTES_MAX,
+            digest=self._digest,
+            genesis_state_digest=self.genesis.block()[0].header.state_digest,
+        )
+
+    def _digest(self, payload: bytes) -> bytes:
+        try:
+            return self.shell.digest(payload)
+        except LedgerError:  # garbage never matches a real digest: reported as bad_payload
+            return crypto.sha256(b"alps/undecodable-payload" + payload)
+
+    async def _replay_executed(self) -> None:
+        """After a restart: tell the replica what the store executed beyond its hard state
+        (the store commits block and state in one batch, so nothing else is missing)."""
+        prev = self._store.block(self.replica.executed_seq)
+        prev_hash = prev.header.validator_set_hash if prev is not None else b""
+        for height in range(self.replica.executed_seq + 1, self.shell.height + 1):
+            block = self._store.block(height)
+            assert block is not None
+            changed = None
+            if block.header.validator_set_hash != prev_hash and height > 1:
+                current = self.shell.validator_set()
+                if current.hash() == block.header.validator_set_hash:
+                    changed = current
+            prev_hash = block.header.validator_set_hash
+            await self._step(Executed(height, block.header.state_digest, changed))
+
+    # -- the tasks -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        log.info(
+            "node starting",
+            extra={"height": self.shell.height, "view": self.replica.view, "me": self.me.hex()},
+        )
+        await self._replay_executed()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ticker)
+            nursery.start_soon(self._pump_network)
+            nursery.start_soon(self._ingest_peer_txs)
+            nursery.start_soon(self._forwarder)
+            self.started.set()
+            task_status.started()
+            await self._drive()
+
+    async def _drive(self) -> None:
+        while True:
+            event = await self._events_rx.receive()
+            if not isinstance(event, _Wake):
+                await self._step(event)
+            await self._maybe_propose()
+
+    async def _ticker(self) -> None:
+        period = self.settings.tick_ms / 1000
+        while True:
+            await trio.sleep(period)
+            try:
+                self._events_tx.send_nowait(Tick())
+            except trio.WouldBlock:
+                pass  # the driver is behind; a late tick only delays timeouts
+
+    async def _pump_network(self) -> None:
+        async for sender, data in self.inbound:
+            if not data:
+                continue
+            kind, body = data[0], data[1:]
+            if kind == MSG_CONSENSUS:
+                await self._events_tx.send(Receive(sender, body))
+            elif kind == MSG_TXS:
+                try:
+                    self._txs_tx.send_nowait((sender, body))
+                except trio.WouldBlock:
+                    self.metrics.rejected.labels("peer_batch_dropped").inc()
+            else:
+                self._misbehaving(sender, "unknown_message_kind", str(kind))
+
+    async def _forwarder(self) -> None:
+        """Send locally submitted transactions to every validator, in batches."""
+        s = self.settings
+        while True:
+            await self._forward_ready.wait()
+            await trio.sleep(s.forward_interval_ms / 1000)
+            while self._forward:
+                batch: list[bytes] = []
+                while self._forward and len(batch) < s.forward_batch_max:
+                    batch.append(self._forward.popleft())
+                data = bytes([MSG_TXS]) + codec.encode(batch)
+                for peer in self.replica.broadcast_peers:
+                    self.net.send(peer, data)
+            self._forward_ready = trio.Event()
+
+    async def _ingest_peer_txs(self) -> None:
+        async for sender, body in self._txs_rx:
+            try:
+                items = codec.decode(body)
+                if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+                    raise LedgerError("malformed", "transaction batch is not a list of bytes")
+                txs = [Transaction.decode_tx(item) for item in items]
+            except LedgerError as exc:
+                self._misbehaving(sender, "bad_tx_batch", exc.code)
+                continue
+            fresh = [(tx.tx_id, tx) for tx in txs if tx.chain_id == self.chain_id]
+            fresh = [(i, tx) for i, tx in fresh if i not in self.mempool]
+            ok, bad = await self._verify(fresh)
+            if bad:
+                self._misbehaving(sender, "bad_tx_signature", f"{len(bad)} transactions")
+            committed = {i for i, _ in ok if self._store.tx_location(i) is not None}
+            try:
+                self.mempool.add_batch(
+                    [p for p in ok if p[0] not in committed], self.clock_ns(), local=False
+                )
+            except MempoolFull:
+                self.metrics.rejected.labels("mempool_full_peer").inc()
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._events_tx.send_nowait(WAKE)
+        except trio.WouldBlock:
+            pass  # the driver is busy; it looks at the mempool after every event
+
+    # -- one input and its consequences ----------------------------------------------------
+
+    async def _step(self, first: Input) -> None:
+        pending: deque[Input] = deque([first])
+        while pending:
+            ready = self.replica.step(pending.popleft())
+            pending.extend(await self._apply(ready))
+        view = self.replica.view
+        if view != self._view_seen:
+            if self._view_seen >= 0:
+                self.metrics.view_changes.inc()
+                log.warning(
+                    "view changed",
+                    extra={"view": view, "primary": self.validators.primary(view).hex()[:16]},
+                )
+            self._view_seen = view
+            self.metrics.view.set(view)
+
+    async def _apply(self, ready: Ready) -> list[Input]:
+        follow: list[Input] = []
+        if ready.hard_state is not None:
+            data = ready.hard_state
+            await trio.to_thread.run_sync(self.kv.write, [(HARD_STATE_KEY, data)], True)
+        for out in ready.outbound:
+            data = bytes([MSG_CONSENSUS]) + out.data
+            targets = (out.destination,) if out.destination else self.replica.broadcast_peers
+            for peer in targets:
+                self.net.send(peer, data)
+        for item in ready.to_validate:
+            self._pending_validation[item.seq] = item
+        for committed in ready.committed:
+            follow.append(await self._commit(committed))
+        follow.extend(await self._judge_ready())
+        for bad in ready.misbehaviour:
+            self._misbehaving(bad.peer, bad.code, bad.detail)
+        for request in ready.to_serve:
+            blocks = []
+            for height in range(request.from_seq, request.to_seq + 1):
+                served = self.shell.served_payload(height)
+                if served is None:
+                    break
+                blocks.append(FetchedBlock(height, served[0], served[1]))
+            if blocks:
+                follow.append(ServeBlocks(request.requester, tuple(blocks)))
+        return follow
+
+    async def _judge_ready(self) -> list[Input]:
+        """Verdicts for proposals whose parent is now executed; stale ones are dropped."""
+        out: list[Input] = []
+        next_height = self.shell.height + 1
+        for seq in sorted(self._pending_validation):
+            if seq < next_height:
+                del self._pending_validation[seq]
+            elif seq == next_height:
+                item = self._pending_validation.pop(seq)
+                primary = self.validators.primary(item.view)
+                now_ms = self.clock_ns() // 1_000_000
+                why = await trio.to_thread.run_sync(
+                    self.shell.judge,
+                    seq,
+                    item.payload,
+                    primary,
+                    now_ms,
+                    self.settings.clock_drift_ms,
+                )
+                if why:
+                    log.warning(
+                        "invalid proposal", extra={"view": item.view, "seq": seq, "why": why}
+                    )
+                out.append(ProposalVerdict(item.view, item.seq, item.digest, not why))
+        return out
+
+    async def _commit(self, committed: Committed) -> Input:
+        seq = committed.seq
+        if seq <= self.shell.height:  # executed before a restart: report, do not redo
+            stored = self._store.block(seq)
+            assert stored is not None
+            return Executed(seq, stored.header.state_digest)
+        started = time.perf_counter()
+        block, result = await trio.to_thread.run_sync(
+            self.shell.commit, seq, committed.payload, committed.certificate
+        )
+        self.metrics.execute.observe(time.perf_counter() - started)
+        now = self.clock_ns()
+        tx_ids = [tx.tx_id for tx in block.txs]
+        for entry in self.mempool.remove(tx_ids):
+            if entry.local:
+                self.metrics.latency.observe((now - entry.entered_ns) / 1e9)
+        for tx_id in tx_ids:
+            waiter = self._waiters.pop(tx_id, None)
+            if waiter is not None:
+                waiter.set()
+        self._signaled = False
+        self._last_block_ns = now
+        self.metrics.height.set(seq)
+        self.metrics.blocks.inc()
+        self.metrics.txs.inc(len(tx_ids))
+        self.metrics.mempool.set(len(self.mempool))
+        log.info(
+            "committed",
+            extra={"view": committed.certificate.view, "seq": seq, "txs": len(tx_ids)},
+        )
+        changed = result.validator_set if result.validator_set != self.validators else None
+        if changed is not None:
+            log.warning("validator set changed", extra={"seq": seq, "n": changed.n})
+            self.validators = changed
+        return Executed(seq, result.state_digest, changed)
+
+    # -- proposing -----------------------------------------------------------------------
+
+    async def _maybe_propose(self) -> None:
+        replica = self.replica
+        if not replica.can_propose:
+            if not replica.is_primary and len(self.mempool) and not self._signaled:
+                self._signaled = True
+                await self._step(Propose(WORK_SIGNAL))
+            return
+        if replica.next_seq != self.shell.height + 1:
+            return  # the previous block is not executed here yet
+        s, now = self.settings, self.clock_ns()
+        waiting = len(self.mempool)
+        if waiting == 0 and now - self._last_block_ns < s.heartbeat_ms * 1_000_000:
+            return
+        if waiting < s.block_max_txs and now - self._last_proposal_ns < s.block_interval_ms * 1e6:
+            return
+        self._last_proposal_ns = now
+        count = s.block_max_txs
+        while True:
+            picked = [tx for _, tx in self.mempool.take(count)]
+            built = await trio.to_thread.run_sync(
+                self.shell.build, picked, self.me, now // 1_000_000
+            )
+            if len(built.payload) <= PAYLOAD_BYTES_MAX or count == 1:
+                break
+            count //= 2
+        self.mempool.defer(tx.tx_id for tx in built.deferred)
+        if not built.block.txs and waiting and now - self._last_block_ns < s.heartbeat_ms * 1e6:
+            return  # everything was deferred; try again later
+        if not self.replica.can_propose or self.replica.next_seq != built.block.header.height:
+            return  # the view changed while the block was being built
+        log.debug(
+            "proposing", extra={"seq": built.block.header.height, "txs": len(built.block.txs)}
+        )
+        await self._step(Propose(built.payload))
+
+    # -- misc --------------------------------------------------------------------------------
+
+    def _misbehaving(self, peer: bytes, code: str, detail: str = "") -> None:
+        self.metrics.misbehaviour.labels(code).inc()
+        log.warning(
+            "peer misbehaviour", extra={"peer": peer.hex()[:16], "code": code, "detail": detail}
+        )
+
+    async def _verify(
+        self, pairs: Sequence[tuple[bytes, Transaction]]
+    ) -> tuple[list[tuple[bytes, Transaction]], list[tuple[bytes, Transaction]]]:
+        if not pairs:
+            return [], []
+
+        def check() -> list[bool]:
+            return [self.sigs.check(tx, tx_id) for tx_id, tx in pairs]
+
+        verdicts = await trio.to_thread.run_sync(check, limiter=self.verify_limiter)
+        ok = [p for p, v in zip(pairs, verdicts, strict=True) if v]
+        bad = [p for p, v in zip(pairs, verdicts, strict=True) if not v]
+        return ok, bad
+
+    # -- NodeControl -----------------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    @property
+    def store(self) -> ChainStore:
+        return self._store
+
+    async def submit(self, txs: Sequence[Transaction]) -> list[SubmitResult]:
+        results: list[SubmitResult | None] = [None] * len(txs)
+        candidates: list[tuple[int, bytes, Transaction]] = []
+        seen: set[bytes] = set()
+        for i, tx in enumerate(txs):
+            tx_id = tx.tx_id
+            if tx.chain_id != self.chain_id:
+                results[i] = SubmitResult(tx_id, "rejected", "wrong_chain", tx.chain_id)
+            elif len(tx.encode()) > MAX_TX_BYTES:
+                results[i] = SubmitResult(tx_id, "rejected", "too_large")
+            elif tx_id in self.mempool or tx_id in seen:
+                results[i] = SubmitResult(tx_id, "pending", "ok")
+            else:
+                found = self.shell.receipt(tx_id)
+                if found is not None and found[2].accepted:
+                    results[i] = SubmitResult(tx_id, "committed", "ok", "", found[0])
+                else:
+                    seen.add(tx_id)
+                    candidates.append((i, tx_id, tx))
+        if len(candidates) > self.mempool.room():
+            self.metrics.rejected.labels("mempool_full").inc(len(candidates))
+            raise MempoolFull(retry_after_s=1)
+        ok, bad = await self._verify([(tx_id, tx) for _, tx_id, tx in candidates])
+        bad_ids = {tx_id for tx_id, _ in bad}
+        self.mempool.add_batch(ok, self.clock_ns(), local=True)  # may raise MempoolFull
+        for i, tx_id, _tx in candidates:
+            if tx_id in bad_ids:
+                results[i] = SubmitResult(tx_id, "rejected", "bad_signature")
+                self.metrics.rejected.labels("bad_signature").inc()
+            else:
+                results[i] = SubmitResult(tx_id, "pending", "ok")
+        if ok:
+            self._forward.extend(tx.encode() for _, tx in ok)
+            self._forward_ready.set()
+            self.metrics.mempool.set(len(self.mempool))
+            self._wake()
+        return [r for r in results if r is not None]
+
+    def is_pending(self, tx_id: bytes) -> bool:
+        return tx_id in self.mempool
+
+    async def wait_committed(self, tx_id: bytes, timeout_s: float) -> int | None:
+        loc = self._store.tx_location(tx_id)
+        if loc is None and len(self._waiters) < self.settings.waiters_max:
+            waiter = self._waiters.setdefault(tx_id, trio.Event())
+            with trio.move_on_after(timeout_s):
+                await waiter.wait()
+            loc = self._store.tx_location(tx_id)
+        return loc[0] if loc is not None else None
+
+    def status(self) -> dict[str, Any]:
+        replica = self.replica
+        peers = self.net.connected()
+        self.metrics.peers.set(len(peers))
+        return {
+            "chain_id": self.chain_id,
+            "genesis_hash": self.genesis_hash,
+            "node": self.me.hex(),
+            "height": self.shell.height,
+            "view": replica.view,
+            "primary": self.validators.primary(replica.view).hex(),
+            "is_primary": replica.is_primary,
+            "validators": [v.hex() for v in self.validators.validators],
+            "peers": sorted(p.hex() for p in peers),
+            "mempool": len(self.mempool),
+            "mempool_max": self.mempool.size_max,
+            "syncing": replica.executed_seq < self._catch_up_hint(),
+        }
+
+    def _catch_up_hint(self) -> int:
+        highs = sorted(getattr(self.replica, "peer_high", {}).values(), reverse=True)
+        f = self.validators.f
+        return highs[f] if len(highs) > f else 0
+
+    def metrics_text(self) -> bytes:
+        self.metrics.peers.set(len(self.net.connected()))
+        self.metrics.mempool.set(len(self.mempool))
+        return generate_latest(self.metrics.registry)
+
+
+def validator_set_of(genesis: Genesis) -> ValidatorSet:
+    return genesis.validator_set

@@ -1,0 +1,92 @@
+"""The mempool: transactions waiting for a block.
+
+Rules kept here:
+- Bounded: `size_max` transactions; a batch that does not fit is refused whole
+  (`MempoolFull`), never partly taken, so a client can simply retry it.
+- Deduplicated by transaction id; only signature-checked transactions enter (the caller
+  verifies before `add`), so the proposer never verifies twice.
+- FIFO: a block takes the oldest transactions first, which keeps one signer's nonces in
+  the order they were submitted. A transaction the proposer deferred (nonce not yet
+  reachable) goes back to the end; after `deferrals_max` deferrals it is dropped.
+- No I/O and no clock of its own: entry times are passed in (for the commit-latency
+  metric).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from node.ledger.tx import Transaction
+from node.runtime.interface import MempoolFull
+
+
+@dataclass(slots=True)
+class Entry:
+    tx: Transaction
+    entered_ns: int
+    local: bool  # submitted to this node's API (counts toward its commit latency)
+    deferrals: int = 0
+
+
+class Mempool:
+    def __init__(self, size_max: int = 50_000, deferrals_max: int = 50) -> None:
+        if size_max < 1:
+            raise ValueError("size_max must be >= 1")
+        self.size_max = size_max
+        self.deferrals_max = deferrals_max
+        self._entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._entries
+
+    def room(self) -> int:
+        return self.size_max - len(self._entries)
+
+    def add_batch(
+        self, txs: Sequence[tuple[bytes, Transaction]], now_ns: int, *, local: bool
+    ) -> list[bytes]:
+        """Add (tx_id, tx) pairs not already present; all or nothing. Returns the ids added."""
+        fresh: dict[bytes, Transaction] = {}
+        for tx_id, tx in txs:
+            if tx_id not in self._entries:
+                fresh.setdefault(tx_id, tx)
+        if len(fresh) > self.room():
+            raise MempoolFull(retry_after_s=1)
+        for tx_id, tx in fresh.items():
+            self._entries[tx_id] = Entry(tx, now_ns, local)
+        return list(fresh)
+
+    def take(self, count_max: int) -> list[tuple[bytes, Transaction]]:
+        """The oldest `count_max` transactions (left in place until committed)."""
+        out: list[tuple[bytes, Transaction]] = []
+        for tx_id, entry in self._entries.items():
+            if len(out) >= count_max:
+                break
+            out.append((tx_id, entry.tx))
+        return out
+
+    def defer(self, tx_ids: Iterable[bytes]) -> None:
+        for tx_id in tx_ids:
+            entry = self._entries.pop(tx_id, None)
+            if entry is None:
+                continue
+            entry.deferrals += 1
+            if entry.deferrals > self.deferrals_max:
+                self.dropped += 1
+                continue
+            self._entries[tx_id] = entry
+
+    def remove(self, tx_ids: Iterable[bytes]) -> list[Entry]:
+        """Forget committed transactions; returns their entries (for latency metrics)."""
+        out = []
+        for tx_id in tx_ids:
+            entry = self._entries.pop(tx_id, None)
+            if entry is not None:
+                out.append(entry)
+        return out

@@ -1,0 +1,108 @@
+"""The driver with real replicas, ledgers and LevelDB, over an in-memory network."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import trio
+
+from node.ledger.tx import make_tx
+from node.runtime.interface import MempoolFull
+from tests.runtime.cluster import Cluster, deposit
+
+
+@pytest.mark.trio
+async def test_four_nodes_commit_submitted_transactions_with_equal_state(
+    tmp_path: pathlib.Path,
+) -> None:
+    cluster = Cluster(tmp_path)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                await cluster.start(nursery, i)
+            txs = [deposit(cluster.user, n) for n in range(1, 41)]
+            results = await cluster.nodes[1].submit(txs)
+            assert [r.status for r in results] == ["pending"] * 40
+            heights = [await cluster.nodes[1].wait_committed(tx.tx_id, 20) for tx in txs]
+            assert all(h is not None for h in heights)
+            top = max(h for h in heights if h is not None)
+            await cluster.wait_height(top)
+            assert len(cluster.digests_at(top)) == 1
+            for node in cluster.nodes.values():  # every deposit executed exactly once
+                for tx in txs:
+                    found = node.shell.receipt(tx.tx_id)
+                    assert found is not None and found[2].accepted
+            again = await cluster.nodes[2].submit(txs[:3])
+            assert [r.status for r in again] == ["committed"] * 3
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_bad_signature_and_wrong_chain_are_rejected_and_change_nothing(
+    tmp_path: pathlib.Path,
+) -> None:
+    cluster = Cluster(tmp_path, n=1)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node = await cluster.start(nursery, 0)
+            good = deposit(cluster.user, 1)
+            forged = type(good)(
+                good.chain_id, good.tx_type, good.body, good.signer, 2, good.signature
+            )
+            other = make_tx(cluster.user, "other-chain", "account.deposit", good.body, 1)
+            results = await node.submit([forged, other])
+            assert [(r.status, r.code) for r in results] == [
+                ("rejected", "bad_signature"),
+                ("rejected", "wrong_chain"),
+            ]
+            assert len(node.mempool) == 0
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_full_mempool_refuses_the_whole_batch(tmp_path: pathlib.Path) -> None:
+    from node.runtime.driver import Settings
+
+    cluster = Cluster(
+        tmp_path,
+        n=1,
+        settings=Settings(mempool_max=5, heartbeat_ms=60_000, block_interval_ms=60_000),
+    )
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node = await cluster.start(nursery, 0)
+            txs = [deposit(cluster.user, n) for n in range(1, 8)]
+            with pytest.raises(MempoolFull):
+                await node.submit(txs)
+            assert len(node.mempool) == 0
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_restarted_node_catches_up_and_votes_again(tmp_path: pathlib.Path) -> None:
+    cluster = Cluster(tmp_path)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                await cluster.start(nursery, i)
+            await cluster.stop(3)
+            nonce = 0
+            for _ in range(5):
+                batch = [deposit(cluster.user, nonce + k) for k in range(1, 11)]
+                nonce += 10
+                await cluster.nodes[0].submit(batch)
+                assert await cluster.nodes[0].wait_committed(batch[-1].tx_id, 20) is not None
+            top = cluster.nodes[0].shell.height
+            assert top >= 5
+            await cluster.start(nursery, 3)
+            await cluster.wait_height(top, [3])
+            # it votes again: with node 0 down, 3 must take part for any quorum
+            await cluster.stop(0)
+            batch = [deposit(cluster.user, nonce + k) for k in range(1, 6)]
+            await cluster.nodes[1].submit(batch)
+            height = await cluster.nodes[1].wait_committed(batch[-1].tx_id, 30)
+            assert height is not None
+            await cluster.wait_height(height, [1, 2, 3])
+            assert len(cluster.digests_at(height)) == 1
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,140 @@
+"""LedgerShell: building, judging, committing and serving blocks on a real LevelDB store."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import pytest
+
+from consensus.messages import NULL_DIGEST
+from node.ledger import crypto
+from node.ledger.block import Block
+from node.ledger.certificate import CommitCertificate, CommitSignature, commit_vote_value
+from node.runtime.ledger_shell import NULL_PROPOSER, LedgerShell, SignatureCache
+from node.store.chain import ChainStore
+from node.store.kv import LevelDBKV
+from tests.runtime.cluster import CHAIN, T0_MS, deposit, make_genesis
+
+DRIFT = 10_000
+
+
+@pytest.fixture
+def setup(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
+    genesis, validators, user = make_genesis(4)
+    kv = LevelDBKV(tmp_path / "db")
+    shell = LedgerShell(ChainStore(kv), genesis, SignatureCache())
+    yield shell, validators, user
+    kv.close()
+
+
+def cert_for(validators, height: int, block_hash: bytes) -> CommitCertificate:  # type: ignore[no-untyped-def]
+    value = commit_vote_value(0, height, block_hash)
+    sigs = tuple(
+        sorted(
+            (
+                CommitSignature(v.public_key, v.sign(crypto.DOMAIN_COMMIT, CHAIN, value))
+                for v in validators[:3]
+            ),
+            key=lambda s: s.validator,
+        )
+    )
+    return CommitCertificate(height, 0, block_hash, sigs)
+
+
+def test_built_block_is_judged_valid_and_commits_without_reexecution(setup) -> None:  # type: ignore[no-untyped-def]
+    shell, validators, user = setup
+    primary = validators[0].public_key
+    built = shell.build([deposit(user, 1), deposit(user, 2)], primary, T0_MS + 1000)
+    assert built.block.header.height == 1 and built.block.header.tx_count == 2
+    assert shell.judge(1, built.payload, primary, T0_MS + 1000, DRIFT) == ""
+    calls = []
+    real = shell._execute
+    shell._execute = lambda *a: calls.append(a) or real(*a)
+    _, result = shell.commit(1, built.payload, cert_for(validators, 1, built.block.hash()))
+    assert calls == []  # the judged execution was reused
+    assert shell.height == 1 and all(r.accepted for r in result.receipts)
+    assert shell.store.certificate(1) is not None
+
+
+def test_future_nonce_is_deferred_not_burnt(setup) -> None:  # type: ignore[no-untyped-def]
+    shell, validators, user = setup
+    built = shell.build([deposit(user, 1), deposit(user, 3)], validators[0].public_key, T0_MS)
+    assert [tx.nonce for tx in built.block.txs] == [1]
+    assert [tx.nonce for tx in built.deferred] == [3]
+
+
+def _tampered(shell, built, **changes) -> bytes:  # type: ignore[no-untyped-def]
+    header = dataclasses.replace(built.block.header, **changes)
+    return Block(header, built.block.txs).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"height": 2}, "height"),
+        ({"parent_hash": b"\x01" * 32}, "wrong parent"),
+        ({"timestamp_ms": T0_MS - 1}, "before its parent"),
+        ({"timestamp_ms": T0_MS + 60_000}, "future"),
+        ({"state_digest": b"\x02" * 32}, "state_digest"),
+        ({"receipt_root": b"\x03" * 32}, "receipt_root"),
+    ],
+)
+def test_judge_refuses_tampered_headers(setup, change, why) -> None:  # type: ignore[no-untyped-def]
+    shell, validators, user = setup
+    primary = validators[0].public_key
+    built = shell.build([deposit(user, 1)], primary, T0_MS + 10)
+    verdict = shell.judge(1, _tampered(shell, built, **change), primary, T0_MS + 10, DRIFT)
+    assert why in verdict
+    assert shell.height == 0
+
+
+def test_judge_refuses_garbage_wrong_proposer_and_forged_signatures(setup) -> None:  # type: ignore[no-untyped-def]
+    shell, validators, user = setup
+    primary = validators[0].public_key
+    assert shell.judge(1, b"\x93garbage", primary, T0_MS, DRIFT).startswith("undecodable")
+    built = shell.build([deposit(user, 1)], primary, T0_MS)
+    assert "primary" in shell.judge(1, built.payload, validators[1].public_key, T0_MS, DRIFT)
+    tx = built.block.txs[0]
+    forged = dataclasses.replace(tx, signature=bytes(64))
+    fresh = LedgerShell(shell.store, shell.genesis, SignatureCache())  # no cached verdicts
+    payload = Block(built.block.header, (forged,)).encode()
+    assert "bad_signature" in fresh.judge(1, payload, primary, T0_MS, DRIFT)
+
+
+def test_null_block_is_deterministic_and_served_as_empty_payload(setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shell, validators, _ = setup
+    other_kv = LevelDBKV(tmp_path / "other")
+    other = LedgerShell(ChainStore(other_kv), shell.genesis, SignatureCache())
+    a, b = shell.null_block(1), other.null_block(1)
+    assert a.block.hash() == b.block.hash() and a.block.header.proposer == NULL_PROPOSER
+    cert = cert_for(validators, 1, NULL_DIGEST)
+    shell.commit(1, b"", cert)
+    payload, served_cert = shell.served_payload(1)
+    assert payload == b"" and served_cert == cert
+    assert shell.store.block(1).hash() == a.block.hash()
+    other_kv.close()
+
+
+def test_replayed_transaction_does_not_hide_the_executed_one_in_the_index(setup) -> None:  # type: ignore[no-untyped-def]
+    shell, validators, user = setup
+    primary = validators[0].public_key
+    tx = deposit(user, 1)
+    built = shell.build([tx], primary, T0_MS)
+    shell.commit(1, built.payload, cert_for(validators, 1, built.block.hash()))
+    again = shell.build([tx], primary, T0_MS + 1)  # a faulty primary re-includes it
+    assert again.block.txs == (tx,)
+    _, result = shell.commit(2, again.payload, cert_for(validators, 2, again.block.hash()))
+    assert result.receipts[0].code == "replay"
+    height, _, receipt = shell.receipt(tx.tx_id)
+    assert height == 1 and receipt.accepted
+
+
+def test_store_from_another_genesis_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    genesis, _, _ = make_genesis(4)
+    other, _, _ = make_genesis(1)
+    kv = LevelDBKV(tmp_path / "db")
+    LedgerShell(ChainStore(kv), genesis, SignatureCache())
+    with pytest.raises(Exception, match="genesis"):
+        LedgerShell(ChainStore(kv), other, SignatureCache())
+    kv.close()
