@@ -50,6 +50,11 @@ class Signer:
         self._key = SigningKey(seed)
         self.public_key: bytes = bytes(self._key.verify_key)
 
+    @property
+    def seed(self) -> bytes:
+        """The secret seed (the node's libp2p identity is derived from it)."""
+        return bytes(self._key)
+
     def sign(self, domain: str, chain_id: str, value: Any) -> bytes:
         return self.sign_raw(signing_bytes(domain, chain_id, value))
 
