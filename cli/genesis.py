@@ -25,6 +25,7 @@ from node.genesis_file import (
     read_genesis,
     write_genesis,
 )
+from node.ledger.tx import CHAIN_ID_RE
 
 FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=pathlib.Path))
 _KEY_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -64,6 +65,8 @@ def genesis_new(
     rule_gas_limit: int,
 ) -> None:
     """Start a genesis file (no members yet); refuses an existing FILE."""
+    if not CHAIN_ID_RE.match(chain_id):
+        raise click.BadParameter("expected [a-z0-9._-], at most 64", param_hint="--chain-id")
     draft = GenesisDraft(
         chain_id,
         now_ms() if time_ms is None else time_ms,
