@@ -28,7 +28,7 @@ def jsonable(value: Any) -> Any:
 
 class ErrorAnswer(BaseModel):
     error: str = Field(description="stable machine-readable code")
-    detail: str | Any = ""
+    detail: str = ""
 
 
 # -- v1 contract (docs/api.md) --------------------------------------------------------------
