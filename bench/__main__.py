@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import platform
 
-MODULES = ["bench.foundation", "bench.vm", "bench.agent"]
+MODULES = ["bench.foundation", "bench.vm", "bench.agent", "bench.api"]
 
 
 def main() -> None:

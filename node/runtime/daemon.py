@@ -40,7 +40,7 @@ def settings_from(config: NodeConfig) -> Settings:
 
 
 async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    from node.api.serve import serve_api  # type: ignore[import-not-found]
+    from node.api.serve import serve_api
     from node.p2p.host import open_libp2p_network  # type: ignore[import-not-found]
 
     signer = load_signer(config.key_path)
@@ -69,6 +69,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                         node,
                         config.api.listen,
                         admin_listen=config.api.admin_listen,
+                        body_bytes_max=config.api.body_bytes_max,
                         task_status=task_status,
                     )
                 )
