@@ -91,6 +91,11 @@ def k_settle_due(due_ms: int, licence_id: str, period_id: str) -> bytes:
     return b"due-pay/" + due_ms.to_bytes(8, "big") + k_statement(licence_id, period_id)
 
 
+def k_billed_device(licence_id: str, device: bytes) -> bytes:
+    """Marks a device whose usage has accrued under a licence (one-time device fees)."""
+    return b"billed-device/" + licence_id.encode() + b"/" + device
+
+
 def k_unlicensed(licensee: bytes, sku: str, period_id: str) -> bytes:
     return b"unlicensed/" + licensee + sku.encode() + b"/" + period_id.encode()
 
@@ -99,8 +104,9 @@ def k_totals(currency: str) -> bytes:
     return b"totals/" + currency.encode()
 
 
-def k_ytd(licence_id: str, year: int) -> bytes:
-    return b"ytd/" + licence_id.encode() + b"/" + str(year).encode()
+def k_ytd(licence_id: str, contract_year: int) -> bytes:
+    """Year-to-date figures of a licence's contract year (1, 2, ...)."""
+    return b"ytd/" + licence_id.encode() + b"/" + str(contract_year).encode()
 
 
 def k_deposit(deposit_id: str) -> bytes:
@@ -152,6 +158,7 @@ class LicenceTerms(Record):
     licensee: bytes
     pool: tuple[PoolShare, ...]
     skus: tuple[str, ...]
+    product_classes: dict[str, str]  # sku -> product class; an unmapped sku is its own class
     territories: tuple[str, ...]  # empty: worldwide
     currency: str
     period: str
@@ -177,6 +184,12 @@ class LicenceTerms(Record):
         require(len(self.pool) <= 64, "pool too large")
         require(sum(p.weight for p in self.pool) > 0 or not self.pool, "pool weights sum > 0")
         require(1 <= len(self.skus) <= 64 and all(require_id_ok(s) for s in self.skus), "skus")
+        require(
+            all(
+                sku in self.skus and require_id_ok(cls) for sku, cls in self.product_classes.items()
+            ),
+            "product_classes maps licensed skus to product class ids",
+        )
         require(all(re.match(r"^[A-Z]{2}$", t) for t in self.territories), "territories")
         require(bool(CURRENCY_RE.match(self.currency)), "currency must be ISO 4217")
         require(self.period in PERIOD_KINDS, f"period must be one of {PERIOD_KINDS}")
@@ -195,6 +208,11 @@ class LicenceTerms(Record):
 
     def terms_hash(self) -> bytes:
         return crypto.sha256(self.encode())
+
+    def product_class(self, sku: str) -> str:
+        """The pricing class a SKU's usage accrues under (the SKU itself if unmapped)."""
+        cls: str = self.product_classes.get(sku, sku)
+        return cls
 
     def parties(self) -> tuple[bytes, ...]:
         return tuple(sorted({self.licensor, self.licensee}))
@@ -279,9 +297,10 @@ class Account(Record):
 
 @dataclass(frozen=True, slots=True)
 class Accrual(Record):
-    """Usage aggregated for one licence and period: {territory: {metric: quantity}}."""
+    """Usage aggregated for one licence and period by pricing dimension:
+    {territory: {product_class: {metric: quantity}}}."""
 
-    quantities: dict[str, dict[str, int]]
+    quantities: dict[str, dict[str, dict[str, int]]]
     records: int
 
     def __post_init__(self) -> None:

@@ -5,8 +5,10 @@ Rules kept here:
   fixed in the same block: the rule's line items on exactly the usage accrued in the
   period (whose usage records' Merkle root the statement carries), then the licence-level
   terms the ledger applies natively, in this order: annual cap on royalties, minimum
-  annual guarantee true-up at calendar-year end, advance recoupment, and the one-time
-  upfront fee and advance billed with the first statement.
+  annual guarantee true-up at contract-year end, advance recoupment, and the one-time
+  upfront fee and advance billed with the first statement. "Annual" means the contract
+  year: twelve months from the start of the licence's first reporting period (calendar.
+  contract_year), so a licence signed on 1 April trues up its minimum each 31 March.
 - The terms applied are the version in force at the period's start; the rule and VM
   versions used are recorded, so anyone can recompute the statement.
 - On the due date, the statement is paid from the licensee's account as far as the
@@ -18,7 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from node.ledger import codec, governance, merkle
-from node.ledger.calendar import MS_PER_DAY, Period, next_period, period_of
+from node.ledger.calendar import (
+    MS_PER_DAY,
+    ContractYear,
+    Period,
+    contract_year,
+    next_period,
+    period_of,
+)
 from node.ledger.context import BlockInfo, Ctx, Reject, ScanOverlay, ScanReader
 from node.ledger.genesis import K_PARAMS, Params
 from node.ledger.licensing import rule_source
@@ -72,14 +81,20 @@ def _due(ctx: Ctx, prefix: bytes, now: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def period_context(period: Period) -> dict[str, object]:
+def period_context(period: Period, year: ContractYear) -> dict[str, object]:
     return {
         "id": period.period_id,
         "start_day": period.start_ms // MS_PER_DAY,
         "end_day": period.end_ms // MS_PER_DAY,
         "year": period.year,
-        "is_year_end": period.is_year_end,
+        "contract_year": year.number,
+        "is_year_end": year.is_year_end,
     }
+
+
+def licence_year(lic: Licence, period: Period) -> ContractYear:
+    anchor = period_of(period.kind, lic.first_terms.start_ms).start_ms
+    return contract_year(anchor, period)
 
 
 def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
@@ -88,7 +103,8 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
     terms = lic.terms_at(period.start_ms)
     accrual = ctx.get(k_accrual(licence_id, period.period_id), Accrual) or Accrual({}, 0)
     leaves = [v for _, v in ctx.scan(k_accrual(licence_id, period.period_id) + b"/")]
-    ytd_key = k_ytd(licence_id, period.year)
+    year = licence_year(lic, period)
+    ytd_key = k_ytd(licence_id, year.number)
     ytd = YearToDate(**(ctx.get_value(ytd_key) or {"earned": 0, "billed": 0, "quantities": {}}))
     params = ctx.get(K_PARAMS, Params)
     assert params is not None, "genesis parameters missing"
@@ -100,7 +116,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
             rule_source(ctx, terms.rule),
             terms.rule_params,
             accrual.quantities,
-            period_context(period),
+            period_context(period, year),
             aggregates,
             params.rule_gas_limit,
         )
@@ -109,11 +125,12 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
             "rule_failed", licence_id=licence_id, period_id=period.period_id, detail=exc.detail
         )
         rule_lines, status = [], "rule_failed"
-    lines, billed, lic = _apply_terms(lic, terms, period, ytd, rule_lines)
+    lines, billed, lic = _apply_terms(lic, terms, year, ytd, rule_lines)
     quantities = dict(ytd.quantities)
-    for metrics in accrual.quantities.values():
-        for metric, qty in metrics.items():
-            quantities[metric] = quantities.get(metric, 0) + qty
+    for classes in accrual.quantities.values():
+        for metrics in classes.values():
+            for metric, qty in metrics.items():
+                quantities[metric] = quantities.get(metric, 0) + qty
     earned = sum(a for _, a in rule_lines)
     ctx.put_value(
         ytd_key,
@@ -164,7 +181,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
 def _apply_terms(
     lic: Licence,
     terms: LicenceTerms,
-    period: Period,
+    year: ContractYear,
     ytd: YearToDate,
     rule_lines: list[tuple[str, int]],
 ) -> tuple[list[tuple[str, int]], int, Licence]:
@@ -176,7 +193,7 @@ def _apply_terms(
         if billed > room:
             lines.append(("annual cap", room - billed))
             billed = room
-    if terms.minimum_annual and period.is_year_end:
+    if terms.minimum_annual and year.is_year_end:
         shortfall = terms.minimum_annual - (ytd.billed + billed)
         if shortfall > 0:
             lines.append(("minimum annual guarantee true-up", shortfall))

@@ -53,6 +53,7 @@ def terms(
         licensee=h.key["oem"],
         pool=(),
         skus=("cam-1",),
+        product_classes={},
         territories=("DE", "FR"),
         currency="EUR",
         period="quarter",
