@@ -102,6 +102,8 @@ def _check_terms(ctx: Ctx, terms: LicenceTerms) -> None:
     for share in terms.pool:
         if ctx.get(k_member(share.licensor), Member) is None:
             raise Reject("bad_party", "every pool licensor must be a member")
+    if terms.arbiter and ctx.get(k_member(terms.arbiter), Member) is None:
+        raise Reject("bad_party", "the arbiter must be a member")
     rule_source(ctx, terms.rule)
     if terms.upstream_licence and ctx.get(k_licence(terms.upstream_licence), Licence) is None:
         raise Reject("unknown_licence", f"upstream {terms.upstream_licence}")

@@ -122,6 +122,10 @@ def k_dispute(statement_key: bytes, line: int) -> bytes:
     return b"dispute/" + statement_key + b"/" + line.to_bytes(2, "big")
 
 
+def k_adjustment(statement_key: bytes, line: int) -> bytes:
+    return b"adjust/" + statement_key + b"/" + line.to_bytes(2, "big")
+
+
 # -- records ---------------------------------------------------------------------------
 
 
@@ -175,6 +179,7 @@ class LicenceTerms(Record):
     upstream_licence: str  # "" or the licence this one sublicenses under
     passthrough_bps: int  # share of this licence's income owed upstream
     legal_text_hash: bytes
+    arbiter: bytes  # b"" or the member whose signature alone resolves a dispute
 
     def __post_init__(self) -> None:
         require_id(self.licence_id, "licence_id")
@@ -205,6 +210,9 @@ class LicenceTerms(Record):
         require_uint(self.passthrough_bps, "passthrough_bps", BPS)
         require(bool(self.upstream_licence) == (self.passthrough_bps > 0), "passthrough pair")
         require_bytes(self.legal_text_hash, crypto.HASH_BYTES, "legal_text_hash")
+        if self.arbiter:
+            require_key(self.arbiter, "arbiter")
+            require(self.arbiter not in (self.licensor, self.licensee), "arbiter is no party")
 
     def terms_hash(self) -> bytes:
         return crypto.sha256(self.encode())
@@ -311,7 +319,6 @@ class Accrual(Record):
 class LineItem(Record):
     label: str
     amount: int  # may be negative (a recoupment or credit)
-    disputed: bool
 
     def __post_init__(self) -> None:
         require(0 < len(self.label) <= 128, "label")
@@ -320,6 +327,14 @@ class LineItem(Record):
 
 @dataclass(frozen=True, slots=True)
 class Statement(Record):
+    """A licence's statement for one period.
+
+    What the period close fixed (lines, total, earned, due date, usage root, rule and VM
+    versions) never changes afterwards. The rest is settlement state: what has been paid,
+    late interest, the lines frozen by open disputes, and `adjustment`, the sum of the
+    dispute resolutions (each one also kept as its own `Adjustment` record).
+    """
+
     licence_id: str
     period_id: str
     licensor: bytes
@@ -337,28 +352,73 @@ class Statement(Record):
     interest_accrued: int
     interest_paid: int
     interest_from_ms: int  # late interest accrues on the unpaid principal from here
+    frozen: tuple[int, ...]  # indices of lines under an open dispute
+    adjustment: int  # net change by dispute resolutions (never positive)
     status: str  # open | paid | disputed | rule_failed
 
     def __post_init__(self) -> None:
         require_amount(self.total, "total")
         require(self.total == sum(li.amount for li in self.lines), "total is the sum of lines")
         require_amount(self.paid, "paid")
-        require(self.paid <= self.total, "paid at most the total")
+        require(-self.total <= self.adjustment <= 0, "adjustment between -total and 0")
+        require(self.paid <= self.payable_total, "paid at most the adjusted total")
+        require(list(self.frozen) == sorted(set(self.frozen)), "frozen lines sorted, unique")
+        require(all(0 <= i < len(self.lines) for i in self.frozen), "frozen lines exist")
         require(self.status in ("open", "paid", "disputed", "rule_failed"), "status")
         require(0 <= self.interest_paid <= self.interest_accrued, "interest paid <= accrued")
 
     @property
+    def payable_total(self) -> int:
+        return self.total + self.adjustment
+
+    @property
     def disputed_amount(self) -> int:
-        return sum(li.amount for li in self.lines if li.disputed)
+        return sum(self.lines[i].amount for i in self.frozen)
 
     @property
     def principal_outstanding(self) -> int:
         """Unpaid principal that is payable now (disputed lines are frozen)."""
-        return max(0, self.total - self.paid - self.disputed_amount)
+        return max(0, self.payable_total - self.paid - self.disputed_amount)
 
     @property
     def interest_outstanding(self) -> int:
         return self.interest_accrued - self.interest_paid
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute(Record):
+    """A dispute of one statement line: opened with evidence, resolved once."""
+
+    statement_key: bytes
+    line: int
+    original: int  # the line's amount when disputed
+    opened_by: bytes
+    evidence_hash: bytes
+    opened_ms: int
+    votes: dict[str, int]  # party key (hex) -> the amount that party signed for
+    status: str  # open | resolved
+
+    def __post_init__(self) -> None:
+        require(self.status in ("open", "resolved"), "status")
+        require_amount(self.original, "original")
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment(Record):
+    """A resolved dispute's correction: a new record; the statement's lines stay as closed."""
+
+    statement_key: bytes
+    line: int
+    original: int
+    agreed: int
+    delta: int  # agreed - original
+    resolved_by: tuple[bytes, ...]  # both parties, or the arbiter
+    resolved_ms: int
+    evidence_hash: bytes
+
+    def __post_init__(self) -> None:
+        require(self.delta == self.agreed - self.original, "delta is agreed - original")
+        require(0 <= self.agreed <= self.original, "agreed between 0 and the original")
 
 
 @dataclass(frozen=True, slots=True)

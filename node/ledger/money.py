@@ -11,8 +11,10 @@ Rules kept here:
 - A payment to a pool is apportioned among the pool's licensors by weight with the
   largest-remainder method, so the shares sum exactly to the payment. A sublicence's
   pass-through share goes to the upstream licence's licensor (or pool) first.
-- Disputed lines are frozen (not payable) until both parties sign the same resolution,
-  which appends an adjustment line; history is never rewritten.
+- A party or an auditor may dispute a statement line (once) with evidence; the line is
+  frozen (not payable, no late interest) until both parties sign the same resolution or
+  the licence's arbiter signs one alone. The statement's lines and total stay as closed:
+  the resolution is a new `Adjustment` record and the statement's `adjustment` sum.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from node.ledger.model import (
     BPS,
     CURRENCY_RE,
     Account,
+    Adjustment,
+    Dispute,
     Licence,
     LicenceTerms,
-    LineItem,
     Member,
     Statement,
     k_account,
+    k_adjustment,
     k_deposit,
     k_dispute,
     k_licence,
@@ -43,7 +47,9 @@ from node.ledger.model import (
     require_amount,
     require_id,
 )
-from node.ledger.records import Record, require, require_bytes
+from node.ledger.records import Record, require, require_bytes, require_uint
+
+MAX_LINE = 255  # statement lines are at most a few dozen; keys hold the index in 2 bytes
 
 
 def _require_money(currency: str, amount: int) -> None:
@@ -99,6 +105,7 @@ class DisputeBody(Record):
     evidence_hash: bytes
 
     def __post_init__(self) -> None:
+        require_uint(self.line, "line", MAX_LINE)
         require_bytes(self.evidence_hash, 32, "evidence_hash")
 
 
@@ -108,6 +115,10 @@ class ResolveBody(Record):
     period_id: str
     line: int
     amount: int  # the agreed amount for the disputed line
+
+    def __post_init__(self) -> None:
+        require_uint(self.line, "line", MAX_LINE)
+        require_amount(self.amount, "amount")
 
 
 # -- balances ----------------------------------------------------------------------------
@@ -237,7 +248,7 @@ def pay_statement(
                     ctx, s.licensee, payee, s.currency, amount, f"{s.licence_id}/{s.period_id}"
                 )
     s = replace(s, interest_paid=s.interest_paid + to_interest, paid=s.paid + to_principal)
-    settled = s.paid == s.total and s.interest_outstanding == 0
+    settled = not s.frozen and s.paid == s.payable_total and s.interest_outstanding == 0
     s = replace(s, status="paid" if settled else s.status)
     ctx.put(key, s)
     ctx.emit(
@@ -296,15 +307,24 @@ def dispute(ctx: Ctx, body: dict[str, Any]) -> None:
     b = DisputeBody.from_value(body)
     key = k_statement(b.licence_id, b.period_id)
     s = ctx.must(key, Statement, "unknown_statement", f"{b.licence_id}/{b.period_id}")
-    if ctx.signer not in (s.licensor, s.licensee):
-        raise Reject("not_a_party", "only a party may dispute")
-    if not 0 <= b.line < len(s.lines) or s.lines[b.line].disputed:
-        raise Reject("bad_line", "no such undisputed line")
-    if s.lines[b.line].amount > s.total - s.paid:
+    member = ctx.get(k_member(ctx.signer), Member)
+    auditor = member is not None and "auditor" in member.roles
+    if ctx.signer not in (s.licensor, s.licensee) and not auditor:
+        raise Reject("not_a_party", "only a party or an auditor may dispute")
+    if not 0 <= b.line < len(s.lines) or s.lines[b.line].amount <= 0:
+        raise Reject("bad_line", "no such line with an amount due")
+    if ctx.state.get(k_dispute(key, b.line)) is not None:
+        raise Reject("duplicate", "this line has been disputed before")
+    line = s.lines[b.line]
+    if line.amount > s.principal_outstanding:
         raise Reject("already_paid", "the line has been paid")
-    lines = list(s.lines)
-    lines[b.line] = replace(lines[b.line], disputed=True)
-    ctx.put(key, replace(s, lines=tuple(lines), status="disputed"))
+    record = Dispute(
+        key, b.line, line.amount, ctx.signer, b.evidence_hash, ctx.block.time_ms, {}, "open"
+    )
+    ctx.put(k_dispute(key, b.line), record)
+    s = accrue_interest(s, _terms_for(ctx, s), ctx.block.time_ms)  # up to the freeze
+    frozen = tuple(sorted((*s.frozen, b.line)))
+    ctx.put(key, replace(s, frozen=frozen, status="disputed"))
     ctx.emit(
         "dispute_opened",
         licence_id=b.licence_id,
@@ -315,34 +335,48 @@ def dispute(ctx: Ctx, body: dict[str, Any]) -> None:
 
 
 def resolve(ctx: Ctx, body: dict[str, Any]) -> None:
+    """Both parties sign the same amount, or the licence's arbiter signs alone."""
     b = ResolveBody.from_value(body)
     key = k_statement(b.licence_id, b.period_id)
     s = ctx.must(key, Statement, "unknown_statement", f"{b.licence_id}/{b.period_id}")
-    if ctx.signer not in (s.licensor, s.licensee):
-        raise Reject("not_a_party", "only a party may resolve")
-    if not 0 <= b.line < len(s.lines) or not s.lines[b.line].disputed:
-        raise Reject("bad_line", "no such disputed line")
-    original = s.lines[b.line].amount
-    if not 0 <= b.amount <= original:
+    arbiter = _terms_for(ctx, s).arbiter
+    is_arbiter = bool(arbiter) and ctx.signer == arbiter
+    if ctx.signer not in (s.licensor, s.licensee) and not is_arbiter:
+        raise Reject("not_authorised", "only the parties or the licence's arbiter resolve")
+    d = ctx.get(k_dispute(key, b.line), Dispute)
+    if d is None or d.status != "open":
+        raise Reject("bad_line", "no open dispute on this line")
+    if not 0 <= b.amount <= d.original:
         raise Reject("bad_amount", "a resolution sets the line to between 0 and its amount")
-    votes = ctx.get_value(k_dispute(key, b.line)) or {}
-    votes[ctx.signer.hex()] = b.amount
-    agreed = {votes.get(s.licensor.hex()), votes.get(s.licensee.hex())}
-    if len(agreed) != 1 or None in agreed:
-        ctx.put_value(k_dispute(key, b.line), votes)
-        ctx.emit("dispute_vote", licence_id=b.licence_id, period_id=b.period_id, line=b.line)
-        return
-    ctx.delete(k_dispute(key, b.line))
-    lines = list(s.lines)
-    lines[b.line] = replace(lines[b.line], disputed=False)
-    if b.amount != original:
-        lines.append(LineItem(f"dispute resolution of line {b.line}", b.amount - original, False))
-    still = any(li.disputed for li in lines)
+    if is_arbiter:
+        resolved_by: tuple[bytes, ...] = (ctx.signer,)
+    else:
+        votes = {**d.votes, ctx.signer.hex(): b.amount}
+        agreed = {votes.get(s.licensor.hex()), votes.get(s.licensee.hex())}
+        if len(agreed) != 1 or None in agreed:
+            ctx.put(k_dispute(key, b.line), replace(d, votes=votes))
+            ctx.emit("dispute_vote", licence_id=b.licence_id, period_id=b.period_id, line=b.line)
+            return
+        resolved_by = tuple(sorted((s.licensor, s.licensee)))
+    ctx.put(k_dispute(key, b.line), replace(d, status="resolved"))
+    adjustment = Adjustment(
+        key,
+        b.line,
+        d.original,
+        b.amount,
+        b.amount - d.original,
+        resolved_by,
+        ctx.block.time_ms,
+        d.evidence_hash,
+    )
+    ctx.put(k_adjustment(key, b.line), adjustment)
+    s = accrue_interest(s, _terms_for(ctx, s), ctx.block.time_ms)  # a frozen line owes none
+    frozen = tuple(i for i in s.frozen if i != b.line)
     s = replace(
         s,
-        lines=tuple(lines),
-        total=sum(li.amount for li in lines),
-        status="disputed" if still else "open",
+        frozen=frozen,
+        adjustment=s.adjustment + adjustment.delta,
+        status="disputed" if frozen else "open",
     )
     ctx.put(key, s)
     ctx.emit(
@@ -351,6 +385,7 @@ def resolve(ctx: Ctx, body: dict[str, Any]) -> None:
         period_id=b.period_id,
         line=b.line,
         amount=b.amount,
+        by_arbiter=is_arbiter,
     )
     if s.due_ms <= ctx.block.time_ms:
         pay_statement(ctx, key, s, _terms_for(ctx, s), 2**62)

@@ -143,7 +143,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
         licensor=terms.licensor,
         licensee=terms.licensee,
         currency=terms.currency,
-        lines=tuple(LineItem(label, amount, False) for label, amount in lines),
+        lines=tuple(LineItem(label, amount) for label, amount in lines),
         total=sum(a for _, a in lines),
         earned=earned,
         due_ms=due_ms,
@@ -155,6 +155,8 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
         interest_accrued=0,
         interest_paid=0,
         interest_from_ms=due_ms,
+        frozen=(),
+        adjustment=0,
         status=status if lines else "paid",
     )
     key = k_statement(licence_id, period.period_id)

@@ -70,6 +70,7 @@ def terms(
         upstream_licence="",
         passthrough_bps=0,
         legal_text_hash=b"\x01" * 32,
+        arbiter=b"",
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
