@@ -113,6 +113,10 @@ def k_deposit(deposit_id: str) -> bytes:
     return b"deposit/" + deposit_id.encode()
 
 
+def k_withdrawal(withdrawal_id: str) -> bytes:
+    return b"withdrawal/" + withdrawal_id.encode()
+
+
 def k_overdue(licensee: bytes, due_ms: int, statement_key: bytes) -> bytes:
     """Statements past due and not fully paid, retried when the licensee deposits."""
     return b"overdue/" + licensee + due_ms.to_bytes(8, "big") + statement_key

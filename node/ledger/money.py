@@ -1,10 +1,13 @@
 """Settlement accounts, payments, late interest, pool apportionment and disputes.
 
 Rules kept here:
-- Money is integer minor units per currency. It enters only by a deposit the member
-  signs AND a member with the `bank` role acknowledges (the external transfer arrived),
-  and leaves only by a withdrawal the owner signs. In between it only moves, so the sum
-  of all balances in a currency equals deposits minus withdrawals (`totals/<ccy>`).
+- Money is integer minor units per currency. An external bank transfer in is a deposit
+  the member signs, credited only when a `bank` member (or the counterparty the deposit
+  names) acknowledges it. A withdrawal the owner signs takes the amount off the balance
+  at once (it cannot be spent twice) and holds it in transit until a bank (or the named
+  counterparty) confirms the transfer out, or declines it and the amount returns. In
+  between money only moves, so per currency: sum of balances + in transit = deposited -
+  withdrawn (`totals/<ccy>`).
 - No account goes negative: a payment moves at most what the payer holds; the rest stays
   outstanding and accrues late interest on the unpaid principal at the licence's rate,
   actual/365 per whole day, rounded half-even. A payment settles interest first.
@@ -44,6 +47,7 @@ from node.ledger.model import (
     k_overdue,
     k_statement,
     k_totals,
+    k_withdrawal,
     require_amount,
     require_id,
 )
@@ -59,17 +63,23 @@ def _require_money(currency: str, amount: int) -> None:
     require(amount > 0, "amount > 0")
 
 
+def _require_counterparty(counterparty: bytes) -> None:
+    require(counterparty == b"" or len(counterparty) == 32, "counterparty: b'' or a member key")
+
+
 @dataclass(frozen=True, slots=True)
 class DepositBody(Record):
     deposit_id: str
     currency: str
     amount: int
     reference: str
+    counterparty: bytes  # b"": any bank member acknowledges; else this member (or a bank)
 
     def __post_init__(self) -> None:
         require_id(self.deposit_id, "deposit_id")
         _require_money(self.currency, self.amount)
         require(len(self.reference) <= 128, "reference at most 128 characters")
+        _require_counterparty(self.counterparty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +89,37 @@ class AckBody(Record):
 
 @dataclass(frozen=True, slots=True)
 class WithdrawBody(Record):
+    withdrawal_id: str
     currency: str
     amount: int
+    reference: str
+    counterparty: bytes
 
     def __post_init__(self) -> None:
+        require_id(self.withdrawal_id, "withdrawal_id")
         _require_money(self.currency, self.amount)
+        require(len(self.reference) <= 128, "reference at most 128 characters")
+        _require_counterparty(self.counterparty)
+
+
+@dataclass(frozen=True, slots=True)
+class AckWithdrawalBody(Record):
+    withdrawal_id: str
+    accept: bool  # True: the external transfer was made; False: declined, funds return
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalTransfer(Record):
+    """A deposit or withdrawal awaiting (or past) the counterparty's acknowledgement."""
+
+    member: bytes
+    currency: str
+    amount: int
+    counterparty: bytes
+    status: str  # pending | done | declined
+
+    def __post_init__(self) -> None:
+        require(self.status in ("pending", "done", "declined"), "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,48 +179,92 @@ def transfer(ctx: Ctx, payer: bytes, payee: bytes, currency: str, amount: int, w
 
 
 def _totals(ctx: Ctx, currency: str) -> dict[str, int]:
-    return ctx.get_value(k_totals(currency)) or {"deposited": 0, "withdrawn": 0}
+    """Per currency: deposited and withdrawn (acknowledged), and withdrawals in transit."""
+    found: dict[str, int] | None = ctx.get_value(k_totals(currency))
+    return {"deposited": 0, "withdrawn": 0, "in_transit": 0, **(found or {})}
+
+
+def _add_totals(ctx: Ctx, currency: str, **deltas: int) -> None:
+    totals = _totals(ctx, currency)
+    ctx.put_value(k_totals(currency), {k: v + deltas.get(k, 0) for k, v in totals.items()})
+
+
+def _check_counterparty(ctx: Ctx, counterparty: bytes) -> None:
+    if counterparty and (
+        counterparty == ctx.signer or ctx.get(k_member(counterparty), Member) is None
+    ):
+        raise Reject("bad_counterparty", "the counterparty is another member")
+
+
+def _may_acknowledge(ctx: Ctx, pending: ExternalTransfer) -> None:
+    if pending.counterparty and ctx.signer == pending.counterparty:
+        return
+    member = ctx.get(k_member(ctx.signer), Member)
+    if member is None or "bank" not in member.roles:
+        raise Reject("not_a_bank", "only a bank member or the named counterparty acknowledges")
 
 
 def deposit(ctx: Ctx, body: dict[str, Any]) -> None:
+    """A member announces an external transfer in; nothing is credited until it is acked."""
     b = DepositBody.from_value(body)
     if ctx.state.get(k_deposit(b.deposit_id)) is not None:
         raise Reject("duplicate", f"deposit {b.deposit_id} exists")
-    ctx.put_value(
-        k_deposit(b.deposit_id),
-        {"member": ctx.signer, "currency": b.currency, "amount": b.amount, "acked": False},
-    )
+    _check_counterparty(ctx, b.counterparty)
+    pending = ExternalTransfer(ctx.signer, b.currency, b.amount, b.counterparty, "pending")
+    ctx.put(k_deposit(b.deposit_id), pending)
     ctx.emit("deposit_requested", deposit_id=b.deposit_id, amount=b.amount, currency=b.currency)
 
 
 def ack_deposit(ctx: Ctx, body: dict[str, Any]) -> None:
     b = AckBody.from_value(body)
-    bank = ctx.get(k_member(ctx.signer), Member)
-    if bank is None or "bank" not in bank.roles:
-        raise Reject("not_a_bank", "only a member with the bank role acknowledges deposits")
-    dep = ctx.get_value(k_deposit(b.deposit_id))
-    if dep is None:
-        raise Reject("unknown_deposit", b.deposit_id)
-    if dep["acked"]:
+    dep = ctx.must(k_deposit(b.deposit_id), ExternalTransfer, "unknown_deposit", b.deposit_id)
+    _may_acknowledge(ctx, dep)
+    if dep.status != "pending":
         raise Reject("duplicate", "deposit already acknowledged")
-    ctx.put_value(k_deposit(b.deposit_id), {**dep, "acked": True})
-    member, currency, amount = dep["member"], dep["currency"], dep["amount"]
+    ctx.put(k_deposit(b.deposit_id), replace(dep, status="done"))
+    member, currency, amount = dep.member, dep.currency, dep.amount
     _set_balance(ctx, member, currency, balance(ctx, member, currency) + amount)
-    totals = _totals(ctx, currency)
-    ctx.put_value(k_totals(currency), {**totals, "deposited": totals["deposited"] + amount})
-    ctx.emit("deposit", member=member, currency=currency, amount=amount)
+    _add_totals(ctx, currency, deposited=amount)
+    ctx.emit("deposit", member=member, currency=currency, amount=amount, acked_by=ctx.signer)
     settle_overdue(ctx, member)
 
 
 def withdraw(ctx: Ctx, body: dict[str, Any]) -> None:
+    """The amount leaves the member's balance at once (it cannot be spent twice) and is in
+    transit until a bank or the named counterparty confirms the external transfer."""
     b = WithdrawBody.from_value(body)
+    if ctx.state.get(k_withdrawal(b.withdrawal_id)) is not None:
+        raise Reject("duplicate", f"withdrawal {b.withdrawal_id} exists")
+    _check_counterparty(ctx, b.counterparty)
     have = balance(ctx, ctx.signer, b.currency)
     if b.amount > have:
         raise Reject("insufficient_funds", f"{b.amount} requested, {have} held")
     _set_balance(ctx, ctx.signer, b.currency, have - b.amount)
-    totals = _totals(ctx, b.currency)
-    ctx.put_value(k_totals(b.currency), {**totals, "withdrawn": totals["withdrawn"] + b.amount})
-    ctx.emit("withdrawal", member=ctx.signer, currency=b.currency, amount=b.amount)
+    _add_totals(ctx, b.currency, in_transit=b.amount)
+    pending = ExternalTransfer(ctx.signer, b.currency, b.amount, b.counterparty, "pending")
+    ctx.put(k_withdrawal(b.withdrawal_id), pending)
+    ctx.emit(
+        "withdrawal_requested", withdrawal_id=b.withdrawal_id, amount=b.amount, currency=b.currency
+    )
+
+
+def ack_withdrawal(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = AckWithdrawalBody.from_value(body)
+    out = ctx.must(
+        k_withdrawal(b.withdrawal_id), ExternalTransfer, "unknown_withdrawal", b.withdrawal_id
+    )
+    _may_acknowledge(ctx, out)
+    if out.status != "pending":
+        raise Reject("duplicate", "withdrawal already acknowledged")
+    if b.accept:
+        _add_totals(ctx, out.currency, in_transit=-out.amount, withdrawn=out.amount)
+        ctx.emit("withdrawal", member=out.member, currency=out.currency, amount=out.amount)
+    else:
+        _add_totals(ctx, out.currency, in_transit=-out.amount)
+        have = balance(ctx, out.member, out.currency)
+        _set_balance(ctx, out.member, out.currency, have + out.amount)
+        ctx.emit("withdrawal_declined", member=out.member, amount=out.amount)
+    ctx.put(k_withdrawal(b.withdrawal_id), replace(out, status="done" if b.accept else "declined"))
 
 
 # -- statements ---------------------------------------------------------------------------
@@ -395,6 +475,7 @@ HANDLERS = {
     "account.deposit": deposit,
     "account.ack_deposit": ack_deposit,
     "account.withdraw": withdraw,
+    "account.ack_withdrawal": ack_withdrawal,
     "statement.pay": pay,
     "statement.dispute": dispute,
     "statement.resolve": resolve,

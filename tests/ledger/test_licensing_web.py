@@ -168,7 +168,13 @@ def test_a_year_of_the_licensing_web() -> None:
     h.tx(
         "oem",
         "account.deposit",
-        {"deposit_id": "fund", "currency": "USD", "amount": 500_000_000, "reference": "escrow"},
+        {
+            "deposit_id": "fund",
+            "currency": "USD",
+            "amount": 500_000_000,
+            "reference": "escrow",
+            "counterparty": b"",
+        },
     )
     h.ok()
     h.tx("bank", "account.ack_deposit", {"deposit_id": "fund"})
@@ -229,4 +235,5 @@ def assert_money_conserved_usd(h: Harness) -> None:
         if k.startswith(b"acct/") and k.endswith(b"USD")
     ]
     totals = h.value(k_totals("USD"))
+    assert totals["in_transit"] == 0
     assert sum(balances) == totals["deposited"] - totals["withdrawn"] == 500_000_000

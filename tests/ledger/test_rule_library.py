@@ -269,4 +269,10 @@ def test_native_late_interest_reference_figure() -> None:
 
 
 def deposit_body(deposit_id: str, amount: int) -> dict[str, Any]:
-    return {"deposit_id": deposit_id, "currency": "USD", "amount": amount, "reference": ""}
+    return {
+        "deposit_id": deposit_id,
+        "currency": "USD",
+        "amount": amount,
+        "reference": "",
+        "counterparty": b"",
+    }
