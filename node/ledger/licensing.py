@@ -168,8 +168,9 @@ def amend(ctx: Ctx, body: dict[str, Any]) -> None:
         raise Reject("bad_amendment", f"an amendment keeps {same}")
     if period_of(current.period, b.effective_ms).start_ms != b.effective_ms:
         raise Reject("bad_amendment", "an amendment takes effect at a period start")
-    if b.effective_ms < lic.open_period_start_ms:
-        raise Reject("closed_period", "an amendment cannot change a closed period")
+    now = period_of(current.period, ctx.block.time_ms).start_ms
+    if b.effective_ms < max(lic.open_period_start_ms, now):
+        raise Reject("closed_period", "an amendment cannot change a closed or ended period")
     pending = TermsVersion(b.terms, b.effective_ms, (ctx.signer,))
     ctx.put(k_licence(lic.licence_id), replace(lic, pending=pending))
     ctx.emit("licence_amendment_proposed", licence_id=lic.licence_id, effective_ms=b.effective_ms)

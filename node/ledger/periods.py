@@ -13,6 +13,11 @@ Rules kept here:
   versions used are recorded, so anyone can recompute the statement.
 - On the due date, the statement is paid from the licensee's account as far as the
   balance allows; the rest stays outstanding (see money.py).
+- The work is bounded per block (MAX_CLOSES_PER_BLOCK, MAX_SETTLEMENTS_PER_BLOCK); what
+  is left over is done by the next blocks in due order. A statement closed late is still
+  the statement of its period (usage after the period end accrues to the next period),
+  and a settlement delayed by a backlog charges no interest for the delay (it is made
+  as of the due date).
 """
 
 from __future__ import annotations
@@ -48,6 +53,10 @@ from node.ledger.money import pay_statement
 from node.ledger.rules import run_rule
 
 K_CLOSE_DUE, K_SETTLE_DUE = b"due-close/", b"due-pay/"
+# Bounds on the time-driven work of one block. A close runs a rule (bounded by the
+# rule gas limit), a settlement a few transfers; a backlog drains over later blocks.
+MAX_CLOSES_PER_BLOCK = 32
+MAX_SETTLEMENTS_PER_BLOCK = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +67,15 @@ class YearToDate:
 
 
 def end_of_block(ctx: Ctx) -> None:
+    """Time-driven work, bounded per block: at most MAX_CLOSES_PER_BLOCK period closes and
+    MAX_SETTLEMENTS_PER_BLOCK due-date settlements, oldest (then lowest key) first; the
+    rest stays in the due indexes and is taken by the following blocks in the same order."""
     governance.end_of_block(ctx)
     now = ctx.block.time_ms
-    for key, value in _due(ctx, K_CLOSE_DUE, now):
+    for key, value in _due(ctx, K_CLOSE_DUE, now, MAX_CLOSES_PER_BLOCK):
         ctx.delete(key)
         close_period(ctx, codec.decode(value), int.from_bytes(key[len(K_CLOSE_DUE) :][:8], "big"))
-    for key, value in _due(ctx, K_SETTLE_DUE, now):
+    for key, value in _due(ctx, K_SETTLE_DUE, now, MAX_SETTLEMENTS_PER_BLOCK):
         ctx.delete(key)
         stmt_key = codec.decode(value)
         s = ctx.must(stmt_key, Statement, "unknown_statement", "settlement index")
@@ -71,11 +83,12 @@ def end_of_block(ctx: Ctx) -> None:
         pay_statement(ctx, stmt_key, s, lic.current, 2**62, as_of_ms=s.due_ms)
 
 
-def _due(ctx: Ctx, prefix: bytes, now: int) -> list[tuple[bytes, bytes]]:
+def _due(ctx: Ctx, prefix: bytes, now: int, most: int) -> list[tuple[bytes, bytes]]:
+    """Up to `most` index entries due at `now`, in key (= due time, then id) order."""
     limit = prefix + now.to_bytes(8, "big") + b"\xff"
-    out = []
+    out: list[tuple[bytes, bytes]] = []
     for key, value in ctx.scan(prefix):
-        if key >= limit:
+        if key >= limit or len(out) == most:
             break
         out.append((key, value))
     return out
@@ -137,6 +150,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
         {"earned": ytd.earned + earned, "billed": ytd.billed + billed, "quantities": quantities},
     )
     due_ms = period.end_ms + terms.payment_due_days * MS_PER_DAY
+    total = sum(a for _, a in lines)
     statement = Statement(
         licence_id=licence_id,
         period_id=period.period_id,
@@ -144,7 +158,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
         licensee=terms.licensee,
         currency=terms.currency,
         lines=tuple(LineItem(label, amount) for label, amount in lines),
-        total=sum(a for _, a in lines),
+        total=total,
         earned=earned,
         due_ms=due_ms,
         usage_root=merkle.root(leaves),
@@ -157,7 +171,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
         interest_from_ms=due_ms,
         frozen=(),
         adjustment=0,
-        status=status if lines else "paid",
+        status="paid" if status == "open" and not total else status,
     )
     key = k_statement(licence_id, period.period_id)
     ctx.put(key, statement)
