@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.ledger import periods
 from node.ledger.calendar import ms_of_date
 from node.ledger.context import ScanOverlay
 from node.ledger.model import Account, Statement, k_account, k_statement
-from node.ledger.periods import MAX_CLOSES_PER_BLOCK, MAX_SETTLEMENTS_PER_BLOCK
 from tests.ledger import rules_for_tests as rules
 from tests.ledger.harness import Harness
 from tests.ledger.test_ledger_flows import DEVICE, MEMBERS, T0, deposit, terms
 
-LICENCES = 2 * MAX_CLOSES_PER_BLOCK + 7  # three blocks of closes
+LICENCES, CLOSES, SETTLEMENTS = 20, 8, 5  # bounds lowered so a small test has a backlog
 Q2 = ms_of_date(2026, 4, 1)
 
 
@@ -25,7 +26,16 @@ def ids() -> list[str]:
     return [f"L{i:03d}" for i in range(LICENCES)]
 
 
-def test_a_backlog_of_closes_and_settlements_drains_in_due_order() -> None:
+def test_the_bounds_are_set() -> None:
+    assert 1 <= periods.MAX_CLOSES_PER_BLOCK <= 256
+    assert 1 <= periods.MAX_SETTLEMENTS_PER_BLOCK <= 1024
+
+
+def test_a_backlog_of_closes_and_settlements_drains_in_due_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(periods, "MAX_CLOSES_PER_BLOCK", CLOSES)
+    monkeypatch.setattr(periods, "MAX_SETTLEMENTS_PER_BLOCK", SETTLEMENTS)
     h = Harness(MEMBERS, T0)
     h.tx("codec", "rule.deploy", {"source": rules.PER_UNIT})
     h.ok()
@@ -37,37 +47,38 @@ def test_a_backlog_of_closes_and_settlements_drains_in_due_order() -> None:
     h.ok()
     for t in all_terms:
         h.tx("oem", "licence.sign", {"licence_id": t.licence_id, "terms_hash": t.terms_hash()})
-    h.tx("oem", "bom.set", {"sku": "cam-1", "licences": ids()[:32]})  # a BOM holds 32
+    h.tx("oem", "bom.set", {"sku": "cam-1", "licences": ids()})
     h.enrol("oem", DEVICE, "cam-1")
     h.ok()
     h.usage(DEVICE, "cam-1", "DE", {"units": 10})
     h.ok()
     deposit(h, "oem", 10**9, "fund")
 
-    closed_per_block = []
-    h.ok(Q2)  # every licence's Q1 is due now
-    for _ in range(4):
-        done = [lid for lid in ids() if h.get(k_statement(lid, "2026-Q1"), Statement)]
-        closed_per_block.append(len(done))
-        assert done == ids()[: len(done)]  # in due order: lowest licence id first
+    def progress(period: str, status: str = "") -> list[str]:
+        found = [h.get(k_statement(lid, period), Statement) for lid in ids()]
+        return [lid for lid, s in zip(ids(), found, strict=True) if s and s.status != status]
+
+    h.ok(Q2)  # every licence's Q1 is due to close now
+    closed = [progress("2026-Q1")]
+    h.usage(DEVICE, "cam-1", "DE", {"units": 15})  # after Q1's end: accrues to Q2
+    for _ in range(3):
         h.ok()
-    b = MAX_CLOSES_PER_BLOCK
-    assert closed_per_block == [b, 2 * b, LICENCES, LICENCES]
-
-    # Statements: only the licences on the BOM accrued 10 units; the rest are zero.
+        closed.append(progress("2026-Q1"))
+    assert [len(c) for c in closed] == [CLOSES, 2 * CLOSES, LICENCES, LICENCES]
+    assert all(c == ids()[: len(c)] for c in closed)  # in due order: lowest id first
     statements = [h.get(k_statement(lid, "2026-Q1"), Statement) for lid in ids()]
-    assert [s.total for s in statements] == [10 * (1 + i) if i < 32 else 0 for i in range(LICENCES)]
-    assert [s.usage_count for s in statements] == [1 if i < 32 else 0 for i in range(LICENCES)]
+    assert [s.total for s in statements] == [10 * (1 + i) for i in range(LICENCES)]
 
-    # 32 statements fall due together; settlements are bounded too and all get paid once.
-    due = statements[0].due_ms
-    h.ok(due)
-    paid = [h.get(k_statement(lid, "2026-Q1"), Statement).status for lid in ids()[:32]]
-    assert paid.count("paid") == min(32, MAX_SETTLEMENTS_PER_BLOCK)
-    h.ok()
-    assert all(h.get(k_statement(lid, "2026-Q1"), Statement).status == "paid" for lid in ids())
+    h.ok(statements[0].due_ms)  # all twenty fall due together
+    unpaid = [progress("2026-Q1", status="paid")]
+    for _ in range(4):
+        h.ok()
+        unpaid.append(progress("2026-Q1", status="paid"))
+    assert [len(u) for u in unpaid] == [15, 10, 5, 0, 0]
+    assert all(u == ids()[LICENCES - len(u) :] for u in unpaid)
     codec = h.get(k_account(h.key["codec"], "EUR"), Account).balance
-    assert codec == sum(10 * (1 + i) for i in range(32))
+    assert codec == sum(10 * (1 + i) for i in range(LICENCES))  # each paid exactly once
+    assert progress("2026-Q2") == []  # the late usage waits for Q2's close
 
 
 class SortedReader:
