@@ -74,3 +74,31 @@ def period_of(kind: str, ms: int) -> Period:
 
 def next_period(period: Period) -> Period:
     return period_of(period.kind, period.end_ms)
+
+
+def month_index(ms: int) -> int:
+    """Months since 1970-01 of the month containing `ms`."""
+    year, month, _ = civil_from_days(ms // MS_PER_DAY)
+    return 12 * year + month - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ContractYear:
+    """Which contract year (1, 2, ...) a period falls in, and whether it ends that year.
+
+    Contract years run twelve months from the start of the licence's first reporting
+    period (`anchor_ms`, a period start); period boundaries of one kind are month starts
+    twelve months apart, so a period never straddles two contract years. A licence that
+    starts on 1 January has calendar years as contract years.
+    """
+
+    number: int
+    is_year_end: bool
+
+
+def contract_year(anchor_ms: int, period: Period) -> ContractYear:
+    start = month_index(period.start_ms) - month_index(anchor_ms)
+    end = month_index(period.end_ms) - month_index(anchor_ms)
+    if start < 0:
+        raise ValueError("period before the licence's first period")
+    return ContractYear(start // 12 + 1, end % 12 == 0)

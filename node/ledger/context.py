@@ -27,7 +27,9 @@ class Reject(LedgerError):
 class ScanReader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
-    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) for every key with `prefix`, in ascending key order."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +40,35 @@ class BlockInfo:
 
 
 class ScanOverlay(Overlay):
-    """An overlay that can also list keys by prefix (committed keys merged with writes)."""
+    """An overlay that can also list keys by prefix (committed keys merged with writes).
+
+    The listing is a lazy merge of the base's listing (which must be in key order) with
+    this overlay's writes, so a caller that stops after n keys reads about n keys of the
+    base, not the whole prefix (bounded work per block over large indexes).
+    """
 
     __slots__ = ()
 
     def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        writes = sorted((k, v) for k, v in self._writes.items() if k.startswith(prefix))
         base = self._base
-        merged: dict[bytes, bytes | None] = {}
-        if hasattr(base, "scan_state"):
-            merged.update(base.scan_state(prefix))
-        merged.update((k, v) for k, v in self._writes.items() if k.startswith(prefix))
-        for key in sorted(merged):
-            value = merged[key]
-            if value is not None:
+        committed: Iterator[tuple[bytes, bytes]] = (
+            base.scan_state(prefix) if hasattr(base, "scan_state") else iter(())
+        )
+        i, n = 0, len(writes)
+        for key, value in committed:
+            while i < n and writes[i][0] <= key:
+                written_key, written = writes[i]
+                i += 1
+                if written is not None:
+                    yield written_key, written
+                if written_key == key:
+                    break
+            else:
                 yield key, value
+        for written_key, written in writes[i:]:
+            if written is not None:
+                yield written_key, written
 
     def child(self) -> ScanOverlay:
         return ScanOverlay(self)

@@ -8,7 +8,9 @@ Rules kept here:
   below it is a replay and changes nothing. A gap, a wrong previous hash and a register
   that went backwards are accepted but counted as anomalies (events say which).
 - Usage is billed from register DELTAS, under every licence the bill of IP maps the SKU
-  to, in the period that contains the block time (never a closed period). Usage that no
+  to, in the period that contains the block time (never a closed period), aggregated by
+  territory and product class (the licence terms map the SKU to its class). The first
+  record of a device under a licence also counts one `_new_devices`. Usage that no
   active licence covers (wrong territory, expired, terminated, unmapped SKU) is recorded
   as unlicensed use and never billed at a licensed rate.
 """
@@ -25,9 +27,11 @@ from node.ledger.model import (
     Accrual,
     Device,
     Licence,
+    LicenceTerms,
     Member,
     k_accrual,
     k_accrual_leaf,
+    k_billed_device,
     k_bom,
     k_device,
     k_licence,
@@ -38,6 +42,11 @@ from node.ledger.model import (
 )
 from node.ledger.records import Record, require_bytes
 from node.ledger.usage import GENESIS_PREV, TX_USAGE_REPORT, UsageReport, verify_possession
+
+# The metric the ledger itself adds: 1 for the first usage record of a device that accrues
+# under a licence (one-time per-device fees). Device metrics start with a letter, so a
+# device can never report it.
+NEW_DEVICES = "_new_devices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +150,7 @@ def report(ctx: Ctx, body: dict[str, Any]) -> None:
         _accrue(ctx, dev, r, {m: q for m, q in deltas.items() if q})
 
 
-def _covering_licences(ctx: Ctx, dev: Device, territory: str) -> list[Licence]:
+def _covering_licences(ctx: Ctx, dev: Device, territory: str) -> list[tuple[Licence, LicenceTerms]]:
     ids = ctx.get_value(k_bom(dev.licensee, dev.sku)) or []
     out = []
     for licence_id in ids:
@@ -157,7 +166,7 @@ def _covering_licences(ctx: Ctx, dev: Device, territory: str) -> list[Licence]:
             and dev.sku in terms.skus
             and (not terms.territories or territory in terms.territories)
         ):
-            out.append(lic)
+            out.append((lic, terms))
     return out
 
 
@@ -178,13 +187,18 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
             quantities=deltas,
         )
         return
-    for lic in licences:
+    for lic, terms in licences:
         period = period_of(lic.current.period, ctx.block.time_ms)
+        product_class = terms.product_class(dev.sku)
         key = k_accrual(lic.licence_id, period.period_id)
         acc = ctx.get(key, Accrual) or Accrual({}, 0)
-        quantities = {t: dict(m) for t, m in acc.quantities.items()}
-        bucket = quantities.setdefault(r.territory, {})
-        for metric, qty in deltas.items():
+        quantities = {t: {c: dict(m) for c, m in cs.items()} for t, cs in acc.quantities.items()}
+        bucket = quantities.setdefault(r.territory, {}).setdefault(product_class, {})
+        added = dict(deltas)
+        if ctx.state.get(k_billed_device(lic.licence_id, dev.device)) is None:
+            ctx.put_value(k_billed_device(lic.licence_id, dev.device), period.period_id)
+            added[NEW_DEVICES] = 1
+        for metric, qty in sorted(added.items()):
             bucket[metric] = bucket.get(metric, 0) + qty
         ctx.put(k_accrual_leaf(lic.licence_id, period.period_id, acc.records), _Leaf(ctx.tx_id))
         ctx.put(key, Accrual(quantities, acc.records + 1))
@@ -193,7 +207,8 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
             licence_id=lic.licence_id,
             period_id=period.period_id,
             territory=r.territory,
-            quantities=deltas,
+            product_class=product_class,
+            quantities=added,
         )
 
 

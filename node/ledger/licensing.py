@@ -102,6 +102,8 @@ def _check_terms(ctx: Ctx, terms: LicenceTerms) -> None:
     for share in terms.pool:
         if ctx.get(k_member(share.licensor), Member) is None:
             raise Reject("bad_party", "every pool licensor must be a member")
+    if terms.arbiter and ctx.get(k_member(terms.arbiter), Member) is None:
+        raise Reject("bad_party", "the arbiter must be a member")
     rule_source(ctx, terms.rule)
     if terms.upstream_licence and ctx.get(k_licence(terms.upstream_licence), Licence) is None:
         raise Reject("unknown_licence", f"upstream {terms.upstream_licence}")
@@ -166,8 +168,9 @@ def amend(ctx: Ctx, body: dict[str, Any]) -> None:
         raise Reject("bad_amendment", f"an amendment keeps {same}")
     if period_of(current.period, b.effective_ms).start_ms != b.effective_ms:
         raise Reject("bad_amendment", "an amendment takes effect at a period start")
-    if b.effective_ms < lic.open_period_start_ms:
-        raise Reject("closed_period", "an amendment cannot change a closed period")
+    now = period_of(current.period, ctx.block.time_ms).start_ms
+    if b.effective_ms < max(lic.open_period_start_ms, now):
+        raise Reject("closed_period", "an amendment cannot change a closed or ended period")
     pending = TermsVersion(b.terms, b.effective_ms, (ctx.signer,))
     ctx.put(k_licence(lic.licence_id), replace(lic, pending=pending))
     ctx.emit("licence_amendment_proposed", licence_id=lic.licence_id, effective_ms=b.effective_ms)

@@ -91,6 +91,11 @@ def k_settle_due(due_ms: int, licence_id: str, period_id: str) -> bytes:
     return b"due-pay/" + due_ms.to_bytes(8, "big") + k_statement(licence_id, period_id)
 
 
+def k_billed_device(licence_id: str, device: bytes) -> bytes:
+    """Marks a device whose usage has accrued under a licence (one-time device fees)."""
+    return b"billed-device/" + licence_id.encode() + b"/" + device
+
+
 def k_unlicensed(licensee: bytes, sku: str, period_id: str) -> bytes:
     return b"unlicensed/" + licensee + sku.encode() + b"/" + period_id.encode()
 
@@ -99,12 +104,17 @@ def k_totals(currency: str) -> bytes:
     return b"totals/" + currency.encode()
 
 
-def k_ytd(licence_id: str, year: int) -> bytes:
-    return b"ytd/" + licence_id.encode() + b"/" + str(year).encode()
+def k_ytd(licence_id: str, contract_year: int) -> bytes:
+    """Year-to-date figures of a licence's contract year (1, 2, ...)."""
+    return b"ytd/" + licence_id.encode() + b"/" + str(contract_year).encode()
 
 
 def k_deposit(deposit_id: str) -> bytes:
     return b"deposit/" + deposit_id.encode()
+
+
+def k_withdrawal(withdrawal_id: str) -> bytes:
+    return b"withdrawal/" + withdrawal_id.encode()
 
 
 def k_overdue(licensee: bytes, due_ms: int, statement_key: bytes) -> bytes:
@@ -114,6 +124,10 @@ def k_overdue(licensee: bytes, due_ms: int, statement_key: bytes) -> bytes:
 
 def k_dispute(statement_key: bytes, line: int) -> bytes:
     return b"dispute/" + statement_key + b"/" + line.to_bytes(2, "big")
+
+
+def k_adjustment(statement_key: bytes, line: int) -> bytes:
+    return b"adjust/" + statement_key + b"/" + line.to_bytes(2, "big")
 
 
 # -- records ---------------------------------------------------------------------------
@@ -152,6 +166,7 @@ class LicenceTerms(Record):
     licensee: bytes
     pool: tuple[PoolShare, ...]
     skus: tuple[str, ...]
+    product_classes: dict[str, str]  # sku -> product class; an unmapped sku is its own class
     territories: tuple[str, ...]  # empty: worldwide
     currency: str
     period: str
@@ -168,6 +183,7 @@ class LicenceTerms(Record):
     upstream_licence: str  # "" or the licence this one sublicenses under
     passthrough_bps: int  # share of this licence's income owed upstream
     legal_text_hash: bytes
+    arbiter: bytes  # b"" or the member whose signature alone resolves a dispute
 
     def __post_init__(self) -> None:
         require_id(self.licence_id, "licence_id")
@@ -177,6 +193,12 @@ class LicenceTerms(Record):
         require(len(self.pool) <= 64, "pool too large")
         require(sum(p.weight for p in self.pool) > 0 or not self.pool, "pool weights sum > 0")
         require(1 <= len(self.skus) <= 64 and all(require_id_ok(s) for s in self.skus), "skus")
+        require(
+            all(
+                sku in self.skus and require_id_ok(cls) for sku, cls in self.product_classes.items()
+            ),
+            "product_classes maps licensed skus to product class ids",
+        )
         require(all(re.match(r"^[A-Z]{2}$", t) for t in self.territories), "territories")
         require(bool(CURRENCY_RE.match(self.currency)), "currency must be ISO 4217")
         require(self.period in PERIOD_KINDS, f"period must be one of {PERIOD_KINDS}")
@@ -192,9 +214,17 @@ class LicenceTerms(Record):
         require_uint(self.passthrough_bps, "passthrough_bps", BPS)
         require(bool(self.upstream_licence) == (self.passthrough_bps > 0), "passthrough pair")
         require_bytes(self.legal_text_hash, crypto.HASH_BYTES, "legal_text_hash")
+        if self.arbiter:
+            require_key(self.arbiter, "arbiter")
+            require(self.arbiter not in (self.licensor, self.licensee), "arbiter is no party")
 
     def terms_hash(self) -> bytes:
         return crypto.sha256(self.encode())
+
+    def product_class(self, sku: str) -> str:
+        """The pricing class a SKU's usage accrues under (the SKU itself if unmapped)."""
+        cls: str = self.product_classes.get(sku, sku)
+        return cls
 
     def parties(self) -> tuple[bytes, ...]:
         return tuple(sorted({self.licensor, self.licensee}))
@@ -279,9 +309,10 @@ class Account(Record):
 
 @dataclass(frozen=True, slots=True)
 class Accrual(Record):
-    """Usage aggregated for one licence and period: {territory: {metric: quantity}}."""
+    """Usage aggregated for one licence and period by pricing dimension:
+    {territory: {product_class: {metric: quantity}}}."""
 
-    quantities: dict[str, dict[str, int]]
+    quantities: dict[str, dict[str, dict[str, int]]]
     records: int
 
     def __post_init__(self) -> None:
@@ -292,7 +323,6 @@ class Accrual(Record):
 class LineItem(Record):
     label: str
     amount: int  # may be negative (a recoupment or credit)
-    disputed: bool
 
     def __post_init__(self) -> None:
         require(0 < len(self.label) <= 128, "label")
@@ -301,6 +331,14 @@ class LineItem(Record):
 
 @dataclass(frozen=True, slots=True)
 class Statement(Record):
+    """A licence's statement for one period.
+
+    What the period close fixed (lines, total, earned, due date, usage root, rule and VM
+    versions) never changes afterwards. The rest is settlement state: what has been paid,
+    late interest, the lines frozen by open disputes, and `adjustment`, the sum of the
+    dispute resolutions (each one also kept as its own `Adjustment` record).
+    """
+
     licence_id: str
     period_id: str
     licensor: bytes
@@ -318,28 +356,73 @@ class Statement(Record):
     interest_accrued: int
     interest_paid: int
     interest_from_ms: int  # late interest accrues on the unpaid principal from here
+    frozen: tuple[int, ...]  # indices of lines under an open dispute
+    adjustment: int  # net change by dispute resolutions (never positive)
     status: str  # open | paid | disputed | rule_failed
 
     def __post_init__(self) -> None:
         require_amount(self.total, "total")
         require(self.total == sum(li.amount for li in self.lines), "total is the sum of lines")
         require_amount(self.paid, "paid")
-        require(self.paid <= self.total, "paid at most the total")
+        require(-self.total <= self.adjustment <= 0, "adjustment between -total and 0")
+        require(self.paid <= self.payable_total, "paid at most the adjusted total")
+        require(list(self.frozen) == sorted(set(self.frozen)), "frozen lines sorted, unique")
+        require(all(0 <= i < len(self.lines) for i in self.frozen), "frozen lines exist")
         require(self.status in ("open", "paid", "disputed", "rule_failed"), "status")
         require(0 <= self.interest_paid <= self.interest_accrued, "interest paid <= accrued")
 
     @property
+    def payable_total(self) -> int:
+        return self.total + self.adjustment
+
+    @property
     def disputed_amount(self) -> int:
-        return sum(li.amount for li in self.lines if li.disputed)
+        return sum(self.lines[i].amount for i in self.frozen)
 
     @property
     def principal_outstanding(self) -> int:
         """Unpaid principal that is payable now (disputed lines are frozen)."""
-        return max(0, self.total - self.paid - self.disputed_amount)
+        return max(0, self.payable_total - self.paid - self.disputed_amount)
 
     @property
     def interest_outstanding(self) -> int:
         return self.interest_accrued - self.interest_paid
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute(Record):
+    """A dispute of one statement line: opened with evidence, resolved once."""
+
+    statement_key: bytes
+    line: int
+    original: int  # the line's amount when disputed
+    opened_by: bytes
+    evidence_hash: bytes
+    opened_ms: int
+    votes: dict[str, int]  # party key (hex) -> the amount that party signed for
+    status: str  # open | resolved
+
+    def __post_init__(self) -> None:
+        require(self.status in ("open", "resolved"), "status")
+        require_amount(self.original, "original")
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment(Record):
+    """A resolved dispute's correction: a new record; the statement's lines stay as closed."""
+
+    statement_key: bytes
+    line: int
+    original: int
+    agreed: int
+    delta: int  # agreed - original
+    resolved_by: tuple[bytes, ...]  # both parties, or the arbiter
+    resolved_ms: int
+    evidence_hash: bytes
+
+    def __post_init__(self) -> None:
+        require(self.delta == self.agreed - self.original, "delta is agreed - original")
+        require(0 <= self.agreed <= self.original, "agreed between 0 and the original")
 
 
 @dataclass(frozen=True, slots=True)

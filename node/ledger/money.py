@@ -1,18 +1,23 @@
 """Settlement accounts, payments, late interest, pool apportionment and disputes.
 
 Rules kept here:
-- Money is integer minor units per currency. It enters only by a deposit the member
-  signs AND a member with the `bank` role acknowledges (the external transfer arrived),
-  and leaves only by a withdrawal the owner signs. In between it only moves, so the sum
-  of all balances in a currency equals deposits minus withdrawals (`totals/<ccy>`).
+- Money is integer minor units per currency. An external bank transfer in is a deposit
+  the member signs, credited only when a `bank` member (or the counterparty the deposit
+  names) acknowledges it. A withdrawal the owner signs takes the amount off the balance
+  at once (it cannot be spent twice) and holds it in transit until a bank (or the named
+  counterparty) confirms the transfer out, or declines it and the amount returns. In
+  between money only moves, so per currency: sum of balances + in transit = deposited -
+  withdrawn (`totals/<ccy>`).
 - No account goes negative: a payment moves at most what the payer holds; the rest stays
   outstanding and accrues late interest on the unpaid principal at the licence's rate,
   actual/365 per whole day, rounded half-even. A payment settles interest first.
 - A payment to a pool is apportioned among the pool's licensors by weight with the
   largest-remainder method, so the shares sum exactly to the payment. A sublicence's
   pass-through share goes to the upstream licence's licensor (or pool) first.
-- Disputed lines are frozen (not payable) until both parties sign the same resolution,
-  which appends an adjustment line; history is never rewritten.
+- A party or an auditor may dispute a statement line (once) with evidence; the line is
+  frozen (not payable, no late interest) until both parties sign the same resolution or
+  the licence's arbiter signs one alone. The statement's lines and total stay as closed:
+  the resolution is a new `Adjustment` record and the statement's `adjustment` sum.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from node.ledger.model import (
     BPS,
     CURRENCY_RE,
     Account,
+    Adjustment,
+    Dispute,
     Licence,
     LicenceTerms,
-    LineItem,
     Member,
     Statement,
     k_account,
+    k_adjustment,
     k_deposit,
     k_dispute,
     k_licence,
@@ -40,10 +47,13 @@ from node.ledger.model import (
     k_overdue,
     k_statement,
     k_totals,
+    k_withdrawal,
     require_amount,
     require_id,
 )
-from node.ledger.records import Record, require, require_bytes
+from node.ledger.records import Record, require, require_bytes, require_uint
+
+MAX_LINE = 255  # statement lines are at most a few dozen; keys hold the index in 2 bytes
 
 
 def _require_money(currency: str, amount: int) -> None:
@@ -53,17 +63,23 @@ def _require_money(currency: str, amount: int) -> None:
     require(amount > 0, "amount > 0")
 
 
+def _require_counterparty(counterparty: bytes) -> None:
+    require(counterparty == b"" or len(counterparty) == 32, "counterparty: b'' or a member key")
+
+
 @dataclass(frozen=True, slots=True)
 class DepositBody(Record):
     deposit_id: str
     currency: str
     amount: int
     reference: str
+    counterparty: bytes  # b"": any bank member acknowledges; else this member (or a bank)
 
     def __post_init__(self) -> None:
         require_id(self.deposit_id, "deposit_id")
         _require_money(self.currency, self.amount)
         require(len(self.reference) <= 128, "reference at most 128 characters")
+        _require_counterparty(self.counterparty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +89,37 @@ class AckBody(Record):
 
 @dataclass(frozen=True, slots=True)
 class WithdrawBody(Record):
+    withdrawal_id: str
     currency: str
     amount: int
+    reference: str
+    counterparty: bytes
 
     def __post_init__(self) -> None:
+        require_id(self.withdrawal_id, "withdrawal_id")
         _require_money(self.currency, self.amount)
+        require(len(self.reference) <= 128, "reference at most 128 characters")
+        _require_counterparty(self.counterparty)
+
+
+@dataclass(frozen=True, slots=True)
+class AckWithdrawalBody(Record):
+    withdrawal_id: str
+    accept: bool  # True: the external transfer was made; False: declined, funds return
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalTransfer(Record):
+    """A deposit or withdrawal awaiting (or past) the counterparty's acknowledgement."""
+
+    member: bytes
+    currency: str
+    amount: int
+    counterparty: bytes
+    status: str  # pending | done | declined
+
+    def __post_init__(self) -> None:
+        require(self.status in ("pending", "done", "declined"), "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +141,7 @@ class DisputeBody(Record):
     evidence_hash: bytes
 
     def __post_init__(self) -> None:
+        require_uint(self.line, "line", MAX_LINE)
         require_bytes(self.evidence_hash, 32, "evidence_hash")
 
 
@@ -108,6 +151,10 @@ class ResolveBody(Record):
     period_id: str
     line: int
     amount: int  # the agreed amount for the disputed line
+
+    def __post_init__(self) -> None:
+        require_uint(self.line, "line", MAX_LINE)
+        require_amount(self.amount, "amount")
 
 
 # -- balances ----------------------------------------------------------------------------
@@ -132,48 +179,92 @@ def transfer(ctx: Ctx, payer: bytes, payee: bytes, currency: str, amount: int, w
 
 
 def _totals(ctx: Ctx, currency: str) -> dict[str, int]:
-    return ctx.get_value(k_totals(currency)) or {"deposited": 0, "withdrawn": 0}
+    """Per currency: deposited and withdrawn (acknowledged), and withdrawals in transit."""
+    found: dict[str, int] | None = ctx.get_value(k_totals(currency))
+    return {"deposited": 0, "withdrawn": 0, "in_transit": 0, **(found or {})}
+
+
+def _add_totals(ctx: Ctx, currency: str, **deltas: int) -> None:
+    totals = _totals(ctx, currency)
+    ctx.put_value(k_totals(currency), {k: v + deltas.get(k, 0) for k, v in totals.items()})
+
+
+def _check_counterparty(ctx: Ctx, counterparty: bytes) -> None:
+    if counterparty and (
+        counterparty == ctx.signer or ctx.get(k_member(counterparty), Member) is None
+    ):
+        raise Reject("bad_counterparty", "the counterparty is another member")
+
+
+def _may_acknowledge(ctx: Ctx, pending: ExternalTransfer) -> None:
+    if pending.counterparty and ctx.signer == pending.counterparty:
+        return
+    member = ctx.get(k_member(ctx.signer), Member)
+    if member is None or "bank" not in member.roles:
+        raise Reject("not_a_bank", "only a bank member or the named counterparty acknowledges")
 
 
 def deposit(ctx: Ctx, body: dict[str, Any]) -> None:
+    """A member announces an external transfer in; nothing is credited until it is acked."""
     b = DepositBody.from_value(body)
     if ctx.state.get(k_deposit(b.deposit_id)) is not None:
         raise Reject("duplicate", f"deposit {b.deposit_id} exists")
-    ctx.put_value(
-        k_deposit(b.deposit_id),
-        {"member": ctx.signer, "currency": b.currency, "amount": b.amount, "acked": False},
-    )
+    _check_counterparty(ctx, b.counterparty)
+    pending = ExternalTransfer(ctx.signer, b.currency, b.amount, b.counterparty, "pending")
+    ctx.put(k_deposit(b.deposit_id), pending)
     ctx.emit("deposit_requested", deposit_id=b.deposit_id, amount=b.amount, currency=b.currency)
 
 
 def ack_deposit(ctx: Ctx, body: dict[str, Any]) -> None:
     b = AckBody.from_value(body)
-    bank = ctx.get(k_member(ctx.signer), Member)
-    if bank is None or "bank" not in bank.roles:
-        raise Reject("not_a_bank", "only a member with the bank role acknowledges deposits")
-    dep = ctx.get_value(k_deposit(b.deposit_id))
-    if dep is None:
-        raise Reject("unknown_deposit", b.deposit_id)
-    if dep["acked"]:
+    dep = ctx.must(k_deposit(b.deposit_id), ExternalTransfer, "unknown_deposit", b.deposit_id)
+    _may_acknowledge(ctx, dep)
+    if dep.status != "pending":
         raise Reject("duplicate", "deposit already acknowledged")
-    ctx.put_value(k_deposit(b.deposit_id), {**dep, "acked": True})
-    member, currency, amount = dep["member"], dep["currency"], dep["amount"]
+    ctx.put(k_deposit(b.deposit_id), replace(dep, status="done"))
+    member, currency, amount = dep.member, dep.currency, dep.amount
     _set_balance(ctx, member, currency, balance(ctx, member, currency) + amount)
-    totals = _totals(ctx, currency)
-    ctx.put_value(k_totals(currency), {**totals, "deposited": totals["deposited"] + amount})
-    ctx.emit("deposit", member=member, currency=currency, amount=amount)
+    _add_totals(ctx, currency, deposited=amount)
+    ctx.emit("deposit", member=member, currency=currency, amount=amount, acked_by=ctx.signer)
     settle_overdue(ctx, member)
 
 
 def withdraw(ctx: Ctx, body: dict[str, Any]) -> None:
+    """The amount leaves the member's balance at once (it cannot be spent twice) and is in
+    transit until a bank or the named counterparty confirms the external transfer."""
     b = WithdrawBody.from_value(body)
+    if ctx.state.get(k_withdrawal(b.withdrawal_id)) is not None:
+        raise Reject("duplicate", f"withdrawal {b.withdrawal_id} exists")
+    _check_counterparty(ctx, b.counterparty)
     have = balance(ctx, ctx.signer, b.currency)
     if b.amount > have:
         raise Reject("insufficient_funds", f"{b.amount} requested, {have} held")
     _set_balance(ctx, ctx.signer, b.currency, have - b.amount)
-    totals = _totals(ctx, b.currency)
-    ctx.put_value(k_totals(b.currency), {**totals, "withdrawn": totals["withdrawn"] + b.amount})
-    ctx.emit("withdrawal", member=ctx.signer, currency=b.currency, amount=b.amount)
+    _add_totals(ctx, b.currency, in_transit=b.amount)
+    pending = ExternalTransfer(ctx.signer, b.currency, b.amount, b.counterparty, "pending")
+    ctx.put(k_withdrawal(b.withdrawal_id), pending)
+    ctx.emit(
+        "withdrawal_requested", withdrawal_id=b.withdrawal_id, amount=b.amount, currency=b.currency
+    )
+
+
+def ack_withdrawal(ctx: Ctx, body: dict[str, Any]) -> None:
+    b = AckWithdrawalBody.from_value(body)
+    out = ctx.must(
+        k_withdrawal(b.withdrawal_id), ExternalTransfer, "unknown_withdrawal", b.withdrawal_id
+    )
+    _may_acknowledge(ctx, out)
+    if out.status != "pending":
+        raise Reject("duplicate", "withdrawal already acknowledged")
+    if b.accept:
+        _add_totals(ctx, out.currency, in_transit=-out.amount, withdrawn=out.amount)
+        ctx.emit("withdrawal", member=out.member, currency=out.currency, amount=out.amount)
+    else:
+        _add_totals(ctx, out.currency, in_transit=-out.amount)
+        have = balance(ctx, out.member, out.currency)
+        _set_balance(ctx, out.member, out.currency, have + out.amount)
+        ctx.emit("withdrawal_declined", member=out.member, amount=out.amount)
+    ctx.put(k_withdrawal(b.withdrawal_id), replace(out, status="done" if b.accept else "declined"))
 
 
 # -- statements ---------------------------------------------------------------------------
@@ -237,7 +328,7 @@ def pay_statement(
                     ctx, s.licensee, payee, s.currency, amount, f"{s.licence_id}/{s.period_id}"
                 )
     s = replace(s, interest_paid=s.interest_paid + to_interest, paid=s.paid + to_principal)
-    settled = s.paid == s.total and s.interest_outstanding == 0
+    settled = not s.frozen and s.paid == s.payable_total and s.interest_outstanding == 0
     s = replace(s, status="paid" if settled else s.status)
     ctx.put(key, s)
     ctx.emit(
@@ -296,15 +387,24 @@ def dispute(ctx: Ctx, body: dict[str, Any]) -> None:
     b = DisputeBody.from_value(body)
     key = k_statement(b.licence_id, b.period_id)
     s = ctx.must(key, Statement, "unknown_statement", f"{b.licence_id}/{b.period_id}")
-    if ctx.signer not in (s.licensor, s.licensee):
-        raise Reject("not_a_party", "only a party may dispute")
-    if not 0 <= b.line < len(s.lines) or s.lines[b.line].disputed:
-        raise Reject("bad_line", "no such undisputed line")
-    if s.lines[b.line].amount > s.total - s.paid:
+    member = ctx.get(k_member(ctx.signer), Member)
+    auditor = member is not None and "auditor" in member.roles
+    if ctx.signer not in (s.licensor, s.licensee) and not auditor:
+        raise Reject("not_a_party", "only a party or an auditor may dispute")
+    if not 0 <= b.line < len(s.lines) or s.lines[b.line].amount <= 0:
+        raise Reject("bad_line", "no such line with an amount due")
+    if ctx.state.get(k_dispute(key, b.line)) is not None:
+        raise Reject("duplicate", "this line has been disputed before")
+    line = s.lines[b.line]
+    if line.amount > s.principal_outstanding:
         raise Reject("already_paid", "the line has been paid")
-    lines = list(s.lines)
-    lines[b.line] = replace(lines[b.line], disputed=True)
-    ctx.put(key, replace(s, lines=tuple(lines), status="disputed"))
+    record = Dispute(
+        key, b.line, line.amount, ctx.signer, b.evidence_hash, ctx.block.time_ms, {}, "open"
+    )
+    ctx.put(k_dispute(key, b.line), record)
+    s = accrue_interest(s, _terms_for(ctx, s), ctx.block.time_ms)  # up to the freeze
+    frozen = tuple(sorted((*s.frozen, b.line)))
+    ctx.put(key, replace(s, frozen=frozen, status="disputed"))
     ctx.emit(
         "dispute_opened",
         licence_id=b.licence_id,
@@ -315,34 +415,48 @@ def dispute(ctx: Ctx, body: dict[str, Any]) -> None:
 
 
 def resolve(ctx: Ctx, body: dict[str, Any]) -> None:
+    """Both parties sign the same amount, or the licence's arbiter signs alone."""
     b = ResolveBody.from_value(body)
     key = k_statement(b.licence_id, b.period_id)
     s = ctx.must(key, Statement, "unknown_statement", f"{b.licence_id}/{b.period_id}")
-    if ctx.signer not in (s.licensor, s.licensee):
-        raise Reject("not_a_party", "only a party may resolve")
-    if not 0 <= b.line < len(s.lines) or not s.lines[b.line].disputed:
-        raise Reject("bad_line", "no such disputed line")
-    original = s.lines[b.line].amount
-    if not 0 <= b.amount <= original:
+    arbiter = _terms_for(ctx, s).arbiter
+    is_arbiter = bool(arbiter) and ctx.signer == arbiter
+    if ctx.signer not in (s.licensor, s.licensee) and not is_arbiter:
+        raise Reject("not_authorised", "only the parties or the licence's arbiter resolve")
+    d = ctx.get(k_dispute(key, b.line), Dispute)
+    if d is None or d.status != "open":
+        raise Reject("bad_line", "no open dispute on this line")
+    if not 0 <= b.amount <= d.original:
         raise Reject("bad_amount", "a resolution sets the line to between 0 and its amount")
-    votes = ctx.get_value(k_dispute(key, b.line)) or {}
-    votes[ctx.signer.hex()] = b.amount
-    agreed = {votes.get(s.licensor.hex()), votes.get(s.licensee.hex())}
-    if len(agreed) != 1 or None in agreed:
-        ctx.put_value(k_dispute(key, b.line), votes)
-        ctx.emit("dispute_vote", licence_id=b.licence_id, period_id=b.period_id, line=b.line)
-        return
-    ctx.delete(k_dispute(key, b.line))
-    lines = list(s.lines)
-    lines[b.line] = replace(lines[b.line], disputed=False)
-    if b.amount != original:
-        lines.append(LineItem(f"dispute resolution of line {b.line}", b.amount - original, False))
-    still = any(li.disputed for li in lines)
+    if is_arbiter:
+        resolved_by: tuple[bytes, ...] = (ctx.signer,)
+    else:
+        votes = {**d.votes, ctx.signer.hex(): b.amount}
+        agreed = {votes.get(s.licensor.hex()), votes.get(s.licensee.hex())}
+        if len(agreed) != 1 or None in agreed:
+            ctx.put(k_dispute(key, b.line), replace(d, votes=votes))
+            ctx.emit("dispute_vote", licence_id=b.licence_id, period_id=b.period_id, line=b.line)
+            return
+        resolved_by = tuple(sorted((s.licensor, s.licensee)))
+    ctx.put(k_dispute(key, b.line), replace(d, status="resolved"))
+    adjustment = Adjustment(
+        key,
+        b.line,
+        d.original,
+        b.amount,
+        b.amount - d.original,
+        resolved_by,
+        ctx.block.time_ms,
+        d.evidence_hash,
+    )
+    ctx.put(k_adjustment(key, b.line), adjustment)
+    s = accrue_interest(s, _terms_for(ctx, s), ctx.block.time_ms)  # a frozen line owes none
+    frozen = tuple(i for i in s.frozen if i != b.line)
     s = replace(
         s,
-        lines=tuple(lines),
-        total=sum(li.amount for li in lines),
-        status="disputed" if still else "open",
+        frozen=frozen,
+        adjustment=s.adjustment + adjustment.delta,
+        status="disputed" if frozen else "open",
     )
     ctx.put(key, s)
     ctx.emit(
@@ -351,6 +465,7 @@ def resolve(ctx: Ctx, body: dict[str, Any]) -> None:
         period_id=b.period_id,
         line=b.line,
         amount=b.amount,
+        by_arbiter=is_arbiter,
     )
     if s.due_ms <= ctx.block.time_ms:
         pay_statement(ctx, key, s, _terms_for(ctx, s), 2**62)
@@ -360,6 +475,7 @@ HANDLERS = {
     "account.deposit": deposit,
     "account.ack_deposit": ack_deposit,
     "account.withdraw": withdraw,
+    "account.ack_withdrawal": ack_withdrawal,
     "statement.pay": pay,
     "statement.dispute": dispute,
     "statement.resolve": resolve,

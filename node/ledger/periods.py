@@ -5,12 +5,19 @@ Rules kept here:
   fixed in the same block: the rule's line items on exactly the usage accrued in the
   period (whose usage records' Merkle root the statement carries), then the licence-level
   terms the ledger applies natively, in this order: annual cap on royalties, minimum
-  annual guarantee true-up at calendar-year end, advance recoupment, and the one-time
-  upfront fee and advance billed with the first statement.
+  annual guarantee true-up at contract-year end, advance recoupment, and the one-time
+  upfront fee and advance billed with the first statement. "Annual" means the contract
+  year: twelve months from the start of the licence's first reporting period (calendar.
+  contract_year), so a licence signed on 1 April trues up its minimum each 31 March.
 - The terms applied are the version in force at the period's start; the rule and VM
   versions used are recorded, so anyone can recompute the statement.
 - On the due date, the statement is paid from the licensee's account as far as the
   balance allows; the rest stays outstanding (see money.py).
+- The work is bounded per block (MAX_CLOSES_PER_BLOCK, MAX_SETTLEMENTS_PER_BLOCK); what
+  is left over is done by the next blocks in due order. A statement closed late is still
+  the statement of its period (usage after the period end accrues to the next period),
+  and a settlement delayed by a backlog charges no interest for the delay (it is made
+  as of the due date).
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from node.ledger import codec, governance, merkle
-from node.ledger.calendar import MS_PER_DAY, Period, next_period, period_of
+from node.ledger.calendar import (
+    MS_PER_DAY,
+    ContractYear,
+    Period,
+    contract_year,
+    next_period,
+    period_of,
+)
 from node.ledger.context import BlockInfo, Ctx, Reject, ScanOverlay, ScanReader
 from node.ledger.genesis import K_PARAMS, Params
 from node.ledger.licensing import rule_source
@@ -39,6 +53,10 @@ from node.ledger.money import pay_statement
 from node.ledger.rules import run_rule
 
 K_CLOSE_DUE, K_SETTLE_DUE = b"due-close/", b"due-pay/"
+# Bounds on the time-driven work of one block. A close runs a rule (bounded by the
+# rule gas limit), a settlement a few transfers; a backlog drains over later blocks.
+MAX_CLOSES_PER_BLOCK = 32
+MAX_SETTLEMENTS_PER_BLOCK = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +67,15 @@ class YearToDate:
 
 
 def end_of_block(ctx: Ctx) -> None:
+    """Time-driven work, bounded per block: at most MAX_CLOSES_PER_BLOCK period closes and
+    MAX_SETTLEMENTS_PER_BLOCK due-date settlements, oldest (then lowest key) first; the
+    rest stays in the due indexes and is taken by the following blocks in the same order."""
     governance.end_of_block(ctx)
     now = ctx.block.time_ms
-    for key, value in _due(ctx, K_CLOSE_DUE, now):
+    for key, value in _due(ctx, K_CLOSE_DUE, now, MAX_CLOSES_PER_BLOCK):
         ctx.delete(key)
         close_period(ctx, codec.decode(value), int.from_bytes(key[len(K_CLOSE_DUE) :][:8], "big"))
-    for key, value in _due(ctx, K_SETTLE_DUE, now):
+    for key, value in _due(ctx, K_SETTLE_DUE, now, MAX_SETTLEMENTS_PER_BLOCK):
         ctx.delete(key)
         stmt_key = codec.decode(value)
         s = ctx.must(stmt_key, Statement, "unknown_statement", "settlement index")
@@ -62,24 +83,31 @@ def end_of_block(ctx: Ctx) -> None:
         pay_statement(ctx, stmt_key, s, lic.current, 2**62, as_of_ms=s.due_ms)
 
 
-def _due(ctx: Ctx, prefix: bytes, now: int) -> list[tuple[bytes, bytes]]:
+def _due(ctx: Ctx, prefix: bytes, now: int, most: int) -> list[tuple[bytes, bytes]]:
+    """Up to `most` index entries due at `now`, in key (= due time, then id) order."""
     limit = prefix + now.to_bytes(8, "big") + b"\xff"
-    out = []
+    out: list[tuple[bytes, bytes]] = []
     for key, value in ctx.scan(prefix):
-        if key >= limit:
+        if key >= limit or len(out) == most:
             break
         out.append((key, value))
     return out
 
 
-def period_context(period: Period) -> dict[str, object]:
+def period_context(period: Period, year: ContractYear) -> dict[str, object]:
     return {
         "id": period.period_id,
         "start_day": period.start_ms // MS_PER_DAY,
         "end_day": period.end_ms // MS_PER_DAY,
         "year": period.year,
-        "is_year_end": period.is_year_end,
+        "contract_year": year.number,
+        "is_year_end": year.is_year_end,
     }
+
+
+def licence_year(lic: Licence, period: Period) -> ContractYear:
+    anchor = period_of(period.kind, lic.first_terms.start_ms).start_ms
+    return contract_year(anchor, period)
 
 
 def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
@@ -88,7 +116,8 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
     terms = lic.terms_at(period.start_ms)
     accrual = ctx.get(k_accrual(licence_id, period.period_id), Accrual) or Accrual({}, 0)
     leaves = [v for _, v in ctx.scan(k_accrual(licence_id, period.period_id) + b"/")]
-    ytd_key = k_ytd(licence_id, period.year)
+    year = licence_year(lic, period)
+    ytd_key = k_ytd(licence_id, year.number)
     ytd = YearToDate(**(ctx.get_value(ytd_key) or {"earned": 0, "billed": 0, "quantities": {}}))
     params = ctx.get(K_PARAMS, Params)
     assert params is not None, "genesis parameters missing"
@@ -100,7 +129,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
             rule_source(ctx, terms.rule),
             terms.rule_params,
             accrual.quantities,
-            period_context(period),
+            period_context(period, year),
             aggregates,
             params.rule_gas_limit,
         )
@@ -109,25 +138,27 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
             "rule_failed", licence_id=licence_id, period_id=period.period_id, detail=exc.detail
         )
         rule_lines, status = [], "rule_failed"
-    lines, billed, lic = _apply_terms(lic, terms, period, ytd, rule_lines)
+    lines, billed, lic = _apply_terms(lic, terms, year, ytd, rule_lines)
     quantities = dict(ytd.quantities)
-    for metrics in accrual.quantities.values():
-        for metric, qty in metrics.items():
-            quantities[metric] = quantities.get(metric, 0) + qty
+    for classes in accrual.quantities.values():
+        for metrics in classes.values():
+            for metric, qty in metrics.items():
+                quantities[metric] = quantities.get(metric, 0) + qty
     earned = sum(a for _, a in rule_lines)
     ctx.put_value(
         ytd_key,
         {"earned": ytd.earned + earned, "billed": ytd.billed + billed, "quantities": quantities},
     )
     due_ms = period.end_ms + terms.payment_due_days * MS_PER_DAY
+    total = sum(a for _, a in lines)
     statement = Statement(
         licence_id=licence_id,
         period_id=period.period_id,
         licensor=terms.licensor,
         licensee=terms.licensee,
         currency=terms.currency,
-        lines=tuple(LineItem(label, amount, False) for label, amount in lines),
-        total=sum(a for _, a in lines),
+        lines=tuple(LineItem(label, amount) for label, amount in lines),
+        total=total,
         earned=earned,
         due_ms=due_ms,
         usage_root=merkle.root(leaves),
@@ -138,7 +169,9 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
         interest_accrued=0,
         interest_paid=0,
         interest_from_ms=due_ms,
-        status=status if lines else "paid",
+        frozen=(),
+        adjustment=0,
+        status="paid" if status == "open" and not total else status,
     )
     key = k_statement(licence_id, period.period_id)
     ctx.put(key, statement)
@@ -164,7 +197,7 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
 def _apply_terms(
     lic: Licence,
     terms: LicenceTerms,
-    period: Period,
+    year: ContractYear,
     ytd: YearToDate,
     rule_lines: list[tuple[str, int]],
 ) -> tuple[list[tuple[str, int]], int, Licence]:
@@ -176,7 +209,7 @@ def _apply_terms(
         if billed > room:
             lines.append(("annual cap", room - billed))
             billed = room
-    if terms.minimum_annual and period.is_year_end:
+    if terms.minimum_annual and year.is_year_end:
         shortfall = terms.minimum_annual - (ytd.billed + billed)
         if shortfall > 0:
             lines.append(("minimum annual guarantee true-up", shortfall))

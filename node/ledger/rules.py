@@ -3,11 +3,15 @@
 Rule kept here: a licence rule is a VM program with an entry point
 
     def royalty(usage, period):
-        # usage:  {territory: {metric: quantity}} aggregated for this licence and period
-        # period: {"id", "start_day", "end_day", "year", "is_year_end"}
-        # param(name): the licence's rule parameters; aggregate(name): year-to-date
-        #   figures "ytd_earned" (royalty earned this year before this period) and
-        #   "ytd_<metric>" (quantity reported this year before this period)
+        # usage:  {territory: {product_class: {metric: quantity}}} aggregated for this
+        #   licence and period; the ledger adds metric "_new_devices" (devices whose first
+        #   usage under this licence fell in this period)
+        # period: {"id", "start_day", "end_day", "year" (calendar year of the start),
+        #   "contract_year" (1, 2, ... counted from the licence's first period),
+        #   "is_year_end" (the period ends its contract year)}
+        # param(name): the licence's rule parameters; aggregate(name): contract-year-to-
+        #   date figures "ytd_earned" (royalty earned this contract year before this
+        #   period) and "ytd_<metric>" (quantity reported this contract year before it)
         return [[label, amount_minor_units], ...]   # or one int
 
 The ledger owns what the rule does not: annual caps, minimum-guarantee true-ups,
@@ -71,7 +75,7 @@ def compile_rule(source: str) -> vm.Program:
 def run_rule(
     source: str,
     params: Mapping[str, Any],
-    usage: Mapping[str, Mapping[str, int]],
+    usage: Mapping[str, Mapping[str, Mapping[str, int]]],
     period: Mapping[str, Any],
     aggregates: Mapping[str, Any],
     gas_limit: int,

@@ -1,14 +1,28 @@
-"""Licence rules in the ledger's convention, `royalty(usage, period)` (see node/ledger/rules.py)."""
+"""Licence rules in the ledger's convention, `royalty(usage, period)` (see node/ledger/rules.py).
 
-PER_UNIT = """
-def royalty(usage, period):
-    units = 0
+usage is {territory: {product_class: {metric: quantity}}}; `usage_total` sums one metric."""
+
+TOTAL = """
+def usage_total(usage, metric):
+    n = 0
     for territory in sorted(usage.keys()):
-        units += usage[territory].get("units", 0)
-    return [["units x fee", units * param("fee_per_unit")]]
+        for product_class in sorted(usage[territory].keys()):
+            n += usage[territory][product_class].get(metric, 0)
+    return n
 """
 
-TIERED_ANNUAL = """
+PER_UNIT = (
+    TOTAL
+    + """
+def royalty(usage, period):
+    units = usage_total(usage, "units")
+    return [["units x fee", units * param("fee_per_unit")]]
+"""
+)
+
+TIERED_ANNUAL = (
+    TOTAL
+    + """
 def cost(n):
     total = 0
     lower = 0
@@ -21,17 +35,17 @@ def cost(n):
     return total
 
 def royalty(usage, period):
-    units = 0
-    for territory in sorted(usage.keys()):
-        units += usage[territory].get("units", 0)
+    units = usage_total(usage, "units")
     before = aggregate("ytd_units")
     return [["tiered units", cost(before + units) - cost(before)]]
 """
+)
 
-PERCENT_OF_SALES = """
+PERCENT_OF_SALES = (
+    TOTAL
+    + """
 def royalty(usage, period):
-    sales = 0
-    for territory in sorted(usage.keys()):
-        sales += usage[territory].get("net_sales", 0)
+    sales = usage_total(usage, "net_sales")
     return [["percent of net sales", mul_div(sales, param("rate_bp"), 10000, "half-even")]]
 """
+)

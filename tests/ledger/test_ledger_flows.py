@@ -53,6 +53,7 @@ def terms(
         licensee=h.key["oem"],
         pool=(),
         skus=("cam-1",),
+        product_classes={},
         territories=("DE", "FR"),
         currency="EUR",
         period="quarter",
@@ -69,6 +70,7 @@ def terms(
         upstream_licence="",
         passthrough_bps=0,
         legal_text_hash=b"\x01" * 32,
+        arbiter=b"",
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -93,11 +95,27 @@ def deposit(h: Harness, who: str, amount: int, ref: str) -> None:
     h.tx(
         who,
         "account.deposit",
-        {"deposit_id": ref, "currency": "EUR", "amount": amount, "reference": "wire"},
+        {
+            "deposit_id": ref,
+            "currency": "EUR",
+            "amount": amount,
+            "reference": "wire",
+            "counterparty": b"",
+        },
     )
     h.ok()
     h.tx("bank", "account.ack_deposit", {"deposit_id": ref})
     h.ok()
+
+
+def withdraw_body(ref: str, amount: int, counterparty: bytes = b"") -> dict[str, object]:
+    return {
+        "withdrawal_id": ref,
+        "currency": "EUR",
+        "amount": amount,
+        "reference": "",
+        "counterparty": counterparty,
+    }
 
 
 def test_enrolment_needs_the_devices_proof_of_possession(h: Harness) -> None:
@@ -191,7 +209,13 @@ def test_quarter_close_statement_settlement_and_late_interest(h: Harness) -> Non
     h.tx(
         "oem",
         "account.deposit",
-        {"deposit_id": "d2", "currency": "EUR", "amount": 700_000, "reference": "wire"},
+        {
+            "deposit_id": "d2",
+            "currency": "EUR",
+            "amount": 700_000,
+            "reference": "wire",
+            "counterparty": b"",
+        },
     )
     h.ok(deposit_time - 1000)
     h.tx("bank", "account.ack_deposit", {"deposit_id": "d2"})
@@ -234,8 +258,8 @@ def test_incremental_state_digest_matches_full_recomputation(h: Harness) -> None
 
 def assert_money_conserved(h: Harness) -> None:
     balances = [Account.decode(v).balance for k, v in h.state().items() if k.startswith(b"acct/")]
-    totals = h.value(k_totals("EUR")) or {"deposited": 0, "withdrawn": 0}
-    assert sum(balances) == totals["deposited"] - totals["withdrawn"]
+    totals = {"deposited": 0, "withdrawn": 0, "in_transit": 0, **(h.value(k_totals("EUR")) or {})}
+    assert sum(balances) + totals["in_transit"] == totals["deposited"] - totals["withdrawn"]
     assert all(b >= 0 for b in balances)
 
 
@@ -243,7 +267,7 @@ def test_unfit_blocks_are_invalid_and_header_claims_are_checked(h: Harness) -> N
     from node.ledger.app import BlockInvalid, execute_block, replay_block
     from node.ledger.context import BlockInfo
 
-    tx = h.tx("oem", "account.withdraw", {"currency": "EUR", "amount": 1})
+    tx = h.tx("oem", "account.withdraw", withdraw_body("w1", 1))
     h.queue.clear()
     forged = dataclasses.replace(tx, signature=bytes(64))
     info = BlockInfo("alps-ledger-test", h.store.next_height, h.time_ms + 1)
@@ -253,7 +277,7 @@ def test_unfit_blocks_are_invalid_and_header_claims_are_checked(h: Harness) -> N
     other_chain = BlockInfo("another-chain", info.height, info.time_ms)
     with pytest.raises(BlockInvalid):
         execute_block(h.store, h.store.accumulator(), other_chain, [tx])
-    h.tx("oem", "account.withdraw", {"currency": "EUR", "amount": 1})
+    h.tx("oem", "account.withdraw", withdraw_body("w1", 1))
     h.block()
     block = h.store.block(h.store.next_height - 1)
     assert block is not None

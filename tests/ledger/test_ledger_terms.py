@@ -174,8 +174,8 @@ def test_pass_through_to_upstream_licensor_and_disputed_lines_are_frozen() -> No
         )
     h.ok()
     s = stmt(h, "2026-Q1")
-    assert (s.total, s.paid, s.status) == (8_000, 8_000, "paid")
-    assert [li.amount for li in s.lines] == [10_000, -2_000]
+    assert (s.total, s.adjustment, s.paid, s.status) == (10_000, -2_000, 8_000, "paid")
+    assert [li.amount for li in s.lines] == [10_000]  # the closed statement is unchanged
     balances = {n: h.get(k_account(h.key[n], "EUR"), Account).balance for n in ("codec", "p1")}
     assert balances == {"codec": 6_000, "p1": 2_000}  # 25% of 8,000 passes through
     assert_money_conserved(h)

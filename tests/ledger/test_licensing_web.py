@@ -1,16 +1,17 @@
 """Issue 5's scenario: one OEM, two IoT products, a licensing web of four licences, a year
 of usage from several production-line gateways, four quarters closed and settled. Every
 statement and balance is checked against figures computed here with plain arithmetic
-(fractions and hand-written tiers), not with the ledger's own code."""
+(fractions and hand-written tiers), not with the ledger's own code. The licences run the
+VM's rule library in the ledger convention (contracts_vm.rules.LEDGER_RULES)."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
+from contracts_vm.rules import LEDGER_RULES
 from node.ledger import crypto
 from node.ledger.calendar import ms_of_date
 from node.ledger.model import Account, PoolShare, Statement, k_account, k_statement
-from tests.ledger import rules_for_tests as rules
 from tests.ledger.harness import Harness
 from tests.ledger.test_ledger_flows import terms
 
@@ -86,8 +87,8 @@ def expected() -> dict[str, list[int]]:
 def build() -> Harness:
     t0 = ms_of_date(2026, 1, 1)
     h = Harness(MEMBERS, t0)
-    for source in (rules.TIERED_ANNUAL, rules.PER_UNIT, rules.PERCENT_OF_SALES):
-        h.tx("codec", "rule.deploy", {"source": source})
+    for rule in ("tiered_with_cap", "per_unit", "percent_of_net_sales"):
+        h.tx("codec", "rule.deploy", {"source": LEDGER_RULES[rule]})
     h.ok()
     base = dict(licensee=h.key["oem"], currency="USD", territories=())
     licences = [
@@ -96,8 +97,8 @@ def build() -> Harness:
             terms(
                 h,
                 "CODEC",
-                rules.TIERED_ANNUAL,
-                {"tiers": [[1_000, 0], [20_000, 50], [0, 25]]},
+                LEDGER_RULES["tiered_with_cap"],
+                {"tiers": [[1_000, 0], [20_000, 50], [None, 25]], "annual_cap": None},
                 licensor=h.key["codec"],
                 skus=("cam-1",),
                 **base,
@@ -108,7 +109,7 @@ def build() -> Harness:
             terms(
                 h,
                 "RADIO",
-                rules.PER_UNIT,
+                LEDGER_RULES["per_unit"],
                 {"fee_per_unit": 120},
                 licensor=h.key["radio-pool"],
                 skus=("cam-1", "hub-1"),
@@ -121,7 +122,7 @@ def build() -> Harness:
             terms(
                 h,
                 "GFX-OS",
-                rules.PER_UNIT,
+                LEDGER_RULES["per_unit"],
                 {"fee_per_unit": 0},
                 licensor=h.key["gfx"],
                 licensee=h.key["osv"],
@@ -140,8 +141,8 @@ def build() -> Harness:
     os_terms = terms(
         h,
         "OS",
-        rules.PERCENT_OF_SALES,
-        {"rate_bp": 200},
+        LEDGER_RULES["percent_of_net_sales"],
+        {"rate_bp": 200, "sublicense_rate_bp": 0},
         licensor=h.key["osv"],
         skus=("cam-1", "hub-1"),
         minimum_annual=OS_MINIMUM_ANNUAL,
@@ -167,7 +168,13 @@ def test_a_year_of_the_licensing_web() -> None:
     h.tx(
         "oem",
         "account.deposit",
-        {"deposit_id": "fund", "currency": "USD", "amount": 500_000_000, "reference": "escrow"},
+        {
+            "deposit_id": "fund",
+            "currency": "USD",
+            "amount": 500_000_000,
+            "reference": "escrow",
+            "counterparty": b"",
+        },
     )
     h.ok()
     h.tx("bank", "account.ack_deposit", {"deposit_id": "fund"})
@@ -228,4 +235,5 @@ def assert_money_conserved_usd(h: Harness) -> None:
         if k.startswith(b"acct/") and k.endswith(b"USD")
     ]
     totals = h.value(k_totals("USD"))
+    assert totals["in_transit"] == 0
     assert sum(balances) == totals["deposited"] - totals["withdrawn"] == 500_000_000
