@@ -246,7 +246,7 @@ class LicencesPage(BaseModel):
 class LineOut(BaseModel):
     label: str
     amount: int
-    disputed: bool
+    disputed: bool = Field(description="frozen by an open dispute")
 
 
 class StatementOut(BaseModel):
@@ -269,6 +269,9 @@ class StatementOut(BaseModel):
     interest_paid: int
     interest_from_ms: int
     status: str
+    frozen: list[int] = Field(description="indices of lines under an open dispute")
+    adjustment: int = Field(description="net change by dispute resolutions (<= 0)")
+    payable_total: int
     principal_outstanding: int
     interest_outstanding: int
     disputed_amount: int
@@ -282,7 +285,9 @@ class StatementsPage(BaseModel):
 class AccrualOut(BaseModel):
     period_id: str
     records: int
-    quantities: dict[str, dict[str, int]] = Field(description="{territory: {metric: qty}}")
+    quantities: dict[str, dict[str, dict[str, int]]] = Field(
+        description="{territory: {product_class: {metric: qty}}}"
+    )
 
 
 class AccrualsAnswer(BaseModel):

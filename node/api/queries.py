@@ -281,6 +281,11 @@ def statement_out(s: Statement) -> StatementOut:
         {
             **jsonable(s.to_value()),
             "statement_id": f"{s.licence_id}@{s.period_id}",
+            "lines": [
+                {"label": li.label, "amount": li.amount, "disputed": i in s.frozen}
+                for i, li in enumerate(s.lines)
+            ],
+            "payable_total": s.payable_total,
             "principal_outstanding": s.principal_outstanding,
             "interest_outstanding": s.interest_outstanding,
             "disputed_amount": s.disputed_amount,

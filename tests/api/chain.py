@@ -83,6 +83,7 @@ def build_chain(path: pathlib.Path) -> Chain:
         "currency": "USD",
         "amount": 500_000_000,
         "reference": "escrow",
+        "counterparty": b"",
     }
     h.tx("oem", "account.deposit", deposit)
     h.ok()

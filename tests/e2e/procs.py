@@ -229,7 +229,13 @@ class Testnet:
                 signer,
                 self.chain_id,
                 "account.deposit",
-                {"deposit_id": f"{member}-{n}", "currency": "EUR", "amount": 100, "reference": ""},
+                {
+                    "deposit_id": f"{member}-{n}",
+                    "currency": "EUR",
+                    "amount": 100,
+                    "reference": "",
+                    "counterparty": b"",
+                },
                 n,
             )
             for n in range(first_nonce, first_nonce + count)

@@ -82,7 +82,13 @@ def make_genesis(n: int = 4) -> tuple[Genesis, list[crypto.Signer], crypto.Signe
 
 
 def deposit(user: crypto.Signer, nonce: int) -> Transaction:
-    body = {"deposit_id": f"d{nonce}", "currency": "EUR", "amount": 100, "reference": ""}
+    body = {
+        "deposit_id": f"d{nonce}",
+        "currency": "EUR",
+        "amount": 100,
+        "reference": "",
+        "counterparty": b"",
+    }
     return make_tx(user, CHAIN, "account.deposit", body, nonce)
 
 
