@@ -67,6 +67,15 @@ def _verify(tx: Transaction) -> bool:
     return tx.signature_valid()
 
 
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """A block's transactions run in order, before the roots and the digest are computed."""
+
+    receipts: tuple[Receipt, ...]
+    changes: dict[bytes, tuple[bytes | None, bytes | None]]
+    validator_set: ValidatorSet
+
+
 def execute_block(
     base: ScanReader,
     accumulator: StateAccumulator,
@@ -75,6 +84,24 @@ def execute_block(
     signature_ok: Callable[[Transaction], bool] = _verify,
 ) -> BlockResult:
     """Execute `txs` at `block` on top of `base`; raises BlockInvalid for an unfit block."""
+    executed = run_transactions(base, block, txs, signature_ok)
+    return BlockResult(
+        receipts=executed.receipts,
+        changes=executed.changes,
+        accumulator=accumulator.apply(executed.changes),
+        tx_root=tx_root(txs),
+        receipt_root=receipt_root(executed.receipts),
+        validator_set=executed.validator_set,
+    )
+
+
+def run_transactions(
+    base: ScanReader,
+    block: BlockInfo,
+    txs: Sequence[Transaction],
+    signature_ok: Callable[[Transaction], bool] = _verify,
+) -> Executed:
+    """The transactions and the end-of-block work of `execute_block`, without the hashing."""
     table = HANDLERS
     overlay = ScanOverlay(base)
     receipts = []
@@ -87,14 +114,7 @@ def execute_block(
     periods.end_of_block(Ctx(overlay, block, b""))
     changes = overlay.changes()
     validators = ValidatorSet.decode(_must_get(overlay, K_VALIDATORS))
-    return BlockResult(
-        receipts=tuple(receipts),
-        changes=changes,
-        accumulator=accumulator.apply(changes),
-        tx_root=tx_root(txs),
-        receipt_root=receipt_root(receipts),
-        validator_set=validators,
-    )
+    return Executed(tuple(receipts), changes, validators)
 
 
 def _must_get(overlay: ScanOverlay, key: bytes) -> bytes:
