@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from node.ledger import crypto
-from node.ledger.block import Block
+from node.ledger import codec, crypto
+from node.ledger.block import Block, encode_receipts
 from node.ledger.certificate import CommitSignature, ValidatorSet, max_faulty, quorum_size
 from node.ledger.errors import LedgerError, ProofError, SchemaError, SignatureError
 from node.ledger.tx import Transaction, make_tx
@@ -130,9 +130,6 @@ def test_validator_set_rejects_duplicates() -> None:
 def test_cached_bytes_and_ids_are_those_of_the_record() -> None:
     # Transaction and Receipt cache their encodings and ids; the caches must always equal
     # what the record itself encodes to, and a modified copy must not inherit them.
-    from node.ledger import codec
-    from node.ledger.block import encode_receipts
-
     tx = make_tx(USER, CHAIN_ID, "usage.submit", {"units": 5, "sku": "cam-1"}, nonce=7)
     wire, tx_id = tx.encode(), tx.tx_id  # warm the caches
     assert wire == codec.encode(tx.to_value())
