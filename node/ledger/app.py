@@ -25,7 +25,7 @@ from typing import Any
 from node.ledger import codec, devices, governance, licensing, money, periods
 from node.ledger.block import Block, BlockHeader, Event, Receipt, receipt_root, tx_root
 from node.ledger.certificate import ValidatorSet
-from node.ledger.context import BlockInfo, Ctx, Reject, ScanOverlay, ScanReader
+from node.ledger.context import BlockInfo, Ctx, RecordCache, Reject, ScanOverlay, ScanReader
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_VALIDATORS
 from node.ledger.model import Member, k_member, k_nonce
@@ -67,34 +67,60 @@ def _verify(tx: Transaction) -> bool:
     return tx.signature_valid()
 
 
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """A block's transactions run in order, before the roots and the digest are computed."""
+
+    receipts: tuple[Receipt, ...]
+    changes: dict[bytes, tuple[bytes | None, bytes | None]]
+    validator_set: ValidatorSet
+
+
 def execute_block(
     base: ScanReader,
     accumulator: StateAccumulator,
     block: BlockInfo,
     txs: Sequence[Transaction],
     signature_ok: Callable[[Transaction], bool] = _verify,
+    share_records: bool = True,
 ) -> BlockResult:
     """Execute `txs` at `block` on top of `base`; raises BlockInvalid for an unfit block."""
+    executed = run_transactions(base, block, txs, signature_ok, share_records)
+    return BlockResult(
+        receipts=executed.receipts,
+        changes=executed.changes,
+        accumulator=accumulator.apply(executed.changes),
+        tx_root=tx_root(txs),
+        receipt_root=receipt_root(executed.receipts),
+        validator_set=executed.validator_set,
+    )
+
+
+def run_transactions(
+    base: ScanReader,
+    block: BlockInfo,
+    txs: Sequence[Transaction],
+    signature_ok: Callable[[Transaction], bool] = _verify,
+    share_records: bool = True,
+) -> Executed:
+    """The transactions and the end-of-block work of `execute_block`, without the hashing.
+
+    `share_records=False` decodes every record afresh (the reference the cache must match).
+    """
     table = HANDLERS
     overlay = ScanOverlay(base)
+    records = RecordCache() if share_records else None
     receipts = []
     for tx in txs:
         if tx.chain_id != block.chain_id:
             raise BlockInvalid("chain_id", f"transaction {tx.tx_id.hex()} is for {tx.chain_id}")
         if not signature_ok(tx):
             raise BlockInvalid("bad_signature", f"transaction {tx.tx_id.hex()}")
-        receipts.append(apply_tx(overlay, block, tx, table))
-    periods.end_of_block(Ctx(overlay, block, b""))
+        receipts.append(apply_tx(overlay, block, tx, table, records))
+    periods.end_of_block(Ctx(overlay, block, b"", records=records))
     changes = overlay.changes()
     validators = ValidatorSet.decode(_must_get(overlay, K_VALIDATORS))
-    return BlockResult(
-        receipts=tuple(receipts),
-        changes=changes,
-        accumulator=accumulator.apply(changes),
-        tx_root=tx_root(txs),
-        receipt_root=receipt_root(receipts),
-        validator_set=validators,
-    )
+    return Executed(tuple(receipts), changes, validators)
 
 
 def _must_get(overlay: ScanOverlay, key: bytes) -> bytes:
@@ -105,7 +131,11 @@ def _must_get(overlay: ScanOverlay, key: bytes) -> bytes:
 
 
 def apply_tx(
-    overlay: ScanOverlay, block: BlockInfo, tx: Transaction, table: dict[str, Handler]
+    overlay: ScanOverlay,
+    block: BlockInfo,
+    tx: Transaction,
+    table: dict[str, Handler],
+    records: RecordCache | None = None,
 ) -> Receipt:
     """Run one transaction; a rejection discards its writes (but not its nonce bump)."""
     tx_id = tx.tx_id
@@ -113,7 +143,7 @@ def apply_tx(
     if handler is None:
         return _rejected(tx_id, "unknown_tx_type", tx.tx_type)
     child = overlay.child()
-    ctx = Ctx(child, block, tx.signer, tx_id=tx_id, nonce=tx.nonce)
+    ctx = Ctx(child, block, tx.signer, tx_id=tx_id, nonce=tx.nonce, records=records)
     try:
         if tx.tx_type != TX_USAGE_REPORT:
             _check_member_nonce(ctx)

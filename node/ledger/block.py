@@ -12,10 +12,10 @@ and validators re-execute it to judge the proposal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from node.ledger import crypto, merkle
+from node.ledger import codec, crypto, merkle
 from node.ledger.errors import ProofError
 from node.ledger.records import Record, require, require_bytes, require_uint
 from node.ledger.tx import Transaction, check_chain_id
@@ -45,12 +45,21 @@ class Receipt(Record):
     code: str
     detail: str
     events: tuple[Event, ...]
+    # Cache (not a field): encoded once for the receipt root and once more for the store.
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         require_bytes(self.tx_id, crypto.HASH_BYTES, "tx_id")
         require(len(self.code) <= 64 and len(self.detail) <= 1024, "code/detail length")
         require(len(self.events) <= MAX_EVENTS, "too many events")
         require(self.accepted == (self.code == "ok"), "accepted iff code is 'ok'")
+
+    def encode(self) -> bytes:
+        data = self._wire
+        if data is None:
+            data = Record.encode(self)
+            object.__setattr__(self, "_wire", data)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,11 @@ class Block(Record):
     def hash(self) -> bytes:
         return self.header.hash()
 
+    def encode(self) -> bytes:
+        """The canonical encoding, spliced from the transactions' own (cached) encodings."""
+        txs = codec.join_array([tx.encode() for tx in self.txs])
+        return codec.join_map({"header": self.header.encode(), "txs": txs})
+
     def tx_leaves(self) -> list[bytes]:
         return [tx.encode() for tx in self.txs]
 
@@ -109,3 +123,8 @@ def tx_root(txs: Sequence[Transaction]) -> bytes:
 
 def receipt_root(receipts: Sequence[Receipt]) -> bytes:
     return merkle.root([r.encode() for r in receipts])
+
+
+def encode_receipts(receipts: Sequence[Receipt]) -> bytes:
+    """`codec.encode([r.to_value() for r in receipts])`, from the receipts' cached encodings."""
+    return codec.join_array([r.encode() for r in receipts])

@@ -13,6 +13,15 @@ and anything oversized are rejected.
 Canonicality is checked by re-encoding: decode strictly, then require that `encode` of the
 result gives back the same bytes. That one comparison catches every non-minimal form
 without re-implementing msgpack's grammar.
+
+Two paths, one answer. The fast path (`_normal`) handles values built only of the exact
+model types: one pass that sorts map keys (Python's str order is UTF-8 byte order), turns
+tuples into lists and bails out on anything else, with msgpack itself checking the integer
+range and rejecting unencodable strings. Whatever it does not fully vouch for (a float, a
+non-str key, a foreign type, nesting near the limit, an encoding over 1 MiB, any error)
+goes to the reference path (`_check`), which alone decides rejections and their codes. So
+the fast path can only make accepting cheaper, never change what is accepted; tests check
+the two against each other on random and mutated inputs.
 """
 
 from __future__ import annotations
@@ -63,8 +72,108 @@ def _check(value: Value, depth: int) -> Value:
     raise CodecError("wrong_type", f"cannot encode {type(value).__name__}")
 
 
+_SCALARS = frozenset({str, bytes, int, bool, type(None)})
+# Below this size no string can exceed MAX_STR_BYTES (each character takes >= 1 byte).
+_FAST_MAX_BYTES = MAX_STR_BYTES
+# One packer, reused: it holds no state between calls (autoreset) and calls no Python code.
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
+class _NotFast(Exception):
+    """The fast path does not vouch for this value; the reference path decides."""
+
+
+def _normal(value: Value, depth: int) -> Value:
+    """`_check` for exact model types only: dict keys sorted, tuples as lists.
+
+    Raises _NotFast for floats, non-str keys, other types, and containers whose children
+    would sit deeper than MAX_DEPTH or that hold more than MAX_CONTAINER_LEN items.
+    Plain loops: for the small maps of transactions and records they beat any trick.
+    """
+    kind = type(value)
+    if kind is dict:
+        if not value:
+            return value
+        if depth >= MAX_DEPTH or len(value) > MAX_CONTAINER_LEN:
+            raise _NotFast
+        depth += 1
+        out = {}
+        for k, v in sorted(value.items()):  # unique keys: values are never compared
+            if type(k) is not str:
+                raise _NotFast
+            out[k] = v if type(v) in _SCALARS else _normal(v, depth)
+        return out
+    if kind is list or kind is tuple:
+        if not value:
+            return value  # msgpack writes an empty tuple as an empty array
+        if depth >= MAX_DEPTH or len(value) > MAX_CONTAINER_LEN:
+            raise _NotFast
+        depth += 1
+        return [v if type(v) in _SCALARS else _normal(v, depth) for v in value]
+    if kind in _SCALARS:
+        return value
+    raise _NotFast
+
+
+def _plain(value: Value, depth: int) -> bool:
+    """True iff the decoded `value` has only model types, sorted str keys and depth in range.
+
+    With that, `packb(value) == data` proves the bytes canonical: msgpack writes the
+    shortest forms, and a duplicate key would have shortened the re-encoding.
+    """
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH and value:
+            return False
+        depth += 1
+        prev = None
+        for k, v in value.items():
+            # str order is UTF-8 byte order for valid (decoded) strings
+            if type(k) is not str or (prev is not None and k <= prev):
+                return False
+            prev = k
+            if type(v) not in _SCALARS and not _plain(v, depth):
+                return False
+        return True
+    if kind is list:
+        if depth >= MAX_DEPTH and value:
+            return False
+        depth += 1
+        for v in value:
+            if type(v) not in _SCALARS and not _plain(v, depth):
+                return False
+        return True
+    return kind in _SCALARS
+
+
+def _fast_encode(value: Value) -> bytes | None:
+    """The canonical bytes if the fast path vouches for them, else None."""
+    try:
+        data: bytes = _PACKER.pack(_normal(value, 0))
+    except (_NotFast, ValueError, TypeError, OverflowError):
+        return None  # UnicodeEncodeError is a ValueError; OverflowError: int out of range
+    return data if len(data) <= _FAST_MAX_BYTES else None
+
+
+def _fast_accepts(data: bytes, value: Value) -> bool:
+    """True iff the fast path proves `data` the canonical encoding of its decoded `value`."""
+    if len(data) > _FAST_MAX_BYTES or not _plain(value, 0):
+        return False
+    try:
+        return bool(_PACKER.pack(value) == data)
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def encode(value: Value) -> bytes:
     """The canonical bytes of `value`; raises CodecError for values outside the model."""
+    data = _fast_encode(value)
+    if data is not None:
+        return data
+    return _reference_encode(value)
+
+
+def _reference_encode(value: Value) -> bytes:
     data: bytes = msgpack.packb(_check(value, 0), use_bin_type=True)
     if len(data) > MAX_ENCODED_BYTES:
         raise CodecError("oversize", f"encoding is {len(data)} bytes")
@@ -75,8 +184,8 @@ def _reject_ext(code: int, data: bytes) -> None:
     raise CodecError("ext_type", f"msgpack extension type {code} is not allowed")
 
 
-def decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Value:
-    """Strictly decode canonical bytes; any deviation raises CodecError (never anything else)."""
+def _unpack(data: bytes | bytearray | memoryview, max_bytes: int) -> tuple[bytes, Value]:
+    """The input as bytes and msgpack's strict reading of it (not yet checked canonical)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError("wrong_type", "decode expects bytes")
     data = bytes(data)
@@ -103,13 +212,75 @@ def decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Value:
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # OutOfData, FormatError, StackError and UnicodeDecodeError are ValueErrors.
         raise CodecError("malformed", f"{type(exc).__name__}: {exc}") from exc
+    return data, value
+
+
+def _reference_canonical(data: bytes, value: Value) -> Value:
+    """The reference verdict: `value` if re-encoding it gives back `data`, else CodecError."""
     try:
-        canonical = encode(value)
+        canonical = _reference_encode(value)
     except RecursionError as exc:
         raise CodecError("too_deep", "nesting too deep") from exc
     if canonical != data:
         raise CodecError("non_canonical", "bytes are not the canonical encoding of their value")
     return value
+
+
+def decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Value:
+    """Strictly decode canonical bytes; any deviation raises CodecError (never anything else)."""
+    data, value = _unpack(data, max_bytes)
+    if _fast_accepts(data, value):
+        return value
+    return _reference_canonical(data, value)
+
+
+def reference_decode(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> Value:
+    """`decode` by the reference path alone (the specification the fast path must match)."""
+    data, value = _unpack(data, max_bytes)
+    return _reference_canonical(data, value)
+
+
+def reference_encode(value: Value) -> bytes:
+    """`encode` by the reference path alone (the specification the fast path must match)."""
+    return _reference_encode(value)
+
+
+def fast_accepts(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> bool:
+    """True iff the fast path alone accepts `data` (for differential tests and benchmarks)."""
+    try:
+        data, value = _unpack(data, max_bytes)
+    except CodecError:
+        return False
+    return _fast_accepts(data, value)
+
+
+def join_array(encoded_items: Sequence[bytes]) -> bytes:
+    """`encode(list)` from the canonical encodings of the items, without re-encoding them.
+
+    The caller vouches that each item is canonical (e.g. it came out of `encode`, or out
+    of `decode` unchanged); the limits on length and size are checked here.
+    """
+    if len(encoded_items) > MAX_CONTAINER_LEN:
+        raise CodecError("oversize", "array too long")
+    return _joined(_PACKER.pack_array_header(len(encoded_items)), encoded_items)
+
+
+def join_map(encoded_values: Mapping[str, bytes]) -> bytes:
+    """`encode(dict)` from the canonical encodings of its values (same contract as join_array)."""
+    if len(encoded_values) > MAX_CONTAINER_LEN:
+        raise CodecError("oversize", "map too long")
+    parts = []
+    for key, value in sorted(encoded_values.items(), key=lambda kv: kv[0].encode()):
+        parts.append(encode(key))
+        parts.append(value)
+    return _joined(_PACKER.pack_map_header(len(encoded_values)), parts)
+
+
+def _joined(header: bytes, parts: Sequence[bytes]) -> bytes:
+    data = header + b"".join(parts)
+    if len(data) > MAX_ENCODED_BYTES:
+        raise CodecError("oversize", f"encoding is {len(data)} bytes")
+    return data
 
 
 def sorted_items(mapping: Mapping[str, Value]) -> Sequence[tuple[str, Value]]:

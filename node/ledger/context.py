@@ -4,6 +4,11 @@ Rule kept here: a handler reads and writes state only through its `Ctx` (an over
 the committed state), and signals a rejection by raising `Reject`; the block executor then
 discards everything the handler wrote. Events are collected per transaction for its
 receipt.
+
+Records read through `Ctx.get` may be shared between the transactions of one block (a
+`RecordCache` keyed by class and stored bytes: decoding is a pure function of the two, and
+a licence or a member is read by every transaction that touches it). Records are values:
+never mutate a dict or list inside one in place; build a new value and `replace` it.
 """
 
 from __future__ import annotations
@@ -74,6 +79,26 @@ class ScanOverlay(Overlay):
         return ScanOverlay(self)
 
 
+class RecordCache:
+    """Decoded records by (record class, stored bytes), for the transactions of one block."""
+
+    __slots__ = ("_entries",)
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[type[Record], bytes], Record] = {}
+
+    def decode(self, cls: type[R], raw: bytes) -> R:
+        key = (cls, raw)
+        found = self._entries.get(key)
+        if found is None:
+            found = cls.decode(raw)
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = found
+        return found  # type: ignore[return-value]
+
+
 @dataclass(slots=True)
 class Ctx:
     """Handler context: state overlay, block info, the signer, and collected events."""
@@ -84,10 +109,14 @@ class Ctx:
     tx_id: bytes = b""
     nonce: int = 0
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    records: RecordCache | None = None
 
     def get(self, key: bytes, cls: type[R]) -> R | None:
         raw = self.state.get(key)
-        return None if raw is None else cls.decode(raw)
+        if raw is None:
+            return None
+        cache = self.records
+        return cls.decode(raw) if cache is None else cache.decode(cls, raw)
 
     def must(self, key: bytes, cls: type[R], code: str, detail: str) -> R:
         found = self.get(key, cls)

@@ -97,6 +97,7 @@ class Record:
             schema = tuple(
                 (f.name, _converter(hints[f.name]))
                 for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                if f.init  # init=False fields are caches, not part of the record
             )
             Record._fields_cache[cls] = schema
         return schema

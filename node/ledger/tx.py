@@ -11,7 +11,7 @@ does not depend on them removes malleability from deduplication altogether).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from node.ledger import codec, crypto
@@ -35,6 +35,11 @@ class Transaction(Record):
     signer: bytes
     nonce: int
     signature: bytes
+    # Caches (not fields of the record): a transaction's bytes, signed bytes and id are
+    # needed by verification, execution, both Merkle roots and the store; compute once.
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _signed: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _id: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_chain_id(self.chain_id)
@@ -48,11 +53,26 @@ class Transaction(Record):
         return [self.tx_type, self.body, self.signer, self.nonce]
 
     def signing_bytes(self) -> bytes:
-        return crypto.signing_bytes(crypto.DOMAIN_TX, self.chain_id, self.signed_value())
+        data = self._signed
+        if data is None:
+            data = crypto.signing_bytes(crypto.DOMAIN_TX, self.chain_id, self.signed_value())
+            object.__setattr__(self, "_signed", data)
+        return data
 
     @property
     def tx_id(self) -> bytes:
-        return crypto.sha256(self.signing_bytes())
+        tx_id = self._id
+        if tx_id is None:
+            tx_id = crypto.sha256(self.signing_bytes())
+            object.__setattr__(self, "_id", tx_id)
+        return tx_id
+
+    def encode(self) -> bytes:
+        data = self._wire
+        if data is None:
+            data = Record.encode(self)
+            object.__setattr__(self, "_wire", data)
+        return data
 
     def signature_valid(self) -> bool:
         return crypto.verify_raw(self.signer, self.signing_bytes(), self.signature)
@@ -63,7 +83,9 @@ class Transaction(Record):
 
     @classmethod
     def decode_tx(cls, data: bytes) -> Transaction:
-        return cls.decode(data, max_bytes=MAX_TX_BYTES)
+        tx = cls.decode(data, max_bytes=MAX_TX_BYTES)
+        object.__setattr__(tx, "_wire", bytes(data))  # strict decoding proved it canonical
+        return tx
 
 
 def make_tx(

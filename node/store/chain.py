@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.ledger import codec
-from node.ledger.block import ZERO_HASH, Block, Receipt
+from node.ledger.block import ZERO_HASH, Block, Receipt, encode_receipts
 from node.ledger.certificate import CommitCertificate
 from node.ledger.errors import LedgerError
 from node.ledger.state import StateAccumulator
@@ -158,7 +158,7 @@ class ChainStore:
         block_hash = block.hash()
         ops: list[Op] = [
             (height_key(BLOCK, h), block.encode()),
-            (height_key(RECEIPTS, h), codec.encode([r.to_value() for r in receipts])),
+            (height_key(RECEIPTS, h), encode_receipts(receipts)),
         ]
         if certificate is not None:
             ops.append((height_key(CERT, h), certificate.encode()))

@@ -148,6 +148,8 @@ class NodeProc:
 
 
 class Testnet:
+    __test__ = False  # not a test class (pytest collects Test*)
+
     """n validators from `alps testnet`, with fast consensus timing for tests."""
 
     def __init__(

@@ -153,3 +153,141 @@ def test_record_round_trip_and_strict_schema() -> None:
 def test_invalid_record_cannot_be_constructed() -> None:
     with pytest.raises(ValueError):
         Point(-1, "a", (), None)
+
+
+# -- the fast path against the reference path ------------------------------------------
+# decode/encode take a fast path for values of exact model types and fall back to the
+# reference path (`reference_decode` / `reference_encode`, the specification) otherwise.
+# The two must agree on every input: same value and bytes, or the same rejection.
+
+
+def _verdict(fn: object, arg: object) -> tuple[str, object]:
+    try:
+        return "ok", fn(arg)  # type: ignore[operator]
+    except CodecError as exc:
+        return "rejected", exc.code
+
+
+def _assert_decoders_agree(data: bytes) -> None:
+    verdict = _verdict(codec.decode, data)
+    assert verdict == _verdict(codec.reference_decode, data)
+    if codec.fast_accepts(data):
+        assert verdict[0] == "ok"
+
+
+wide_keys = st.text(max_size=4, alphabet=st.characters(codec="utf-8")) | st.binary(max_size=3)
+
+
+def wide(
+    scalar: st.SearchStrategy[object], keys: st.SearchStrategy[object] = wide_keys
+) -> st.SearchStrategy[object]:
+    """Values beyond the model: tuples, unsorted maps, and what `scalar`/`keys` add."""
+    return st.recursive(
+        scalar,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.lists(children, max_size=4).map(tuple)
+            | st.dictionaries(keys, children, min_size=1, max_size=4)
+        ),
+        max_leaves=20,
+    )
+
+
+wide_values = wide(scalars | st.floats(allow_nan=False) | st.integers())
+# what msgpack itself can write: floats and bytes keys, or in-model values in any key order
+packable_values = wide(scalars | st.floats(allow_nan=False)) | wide(scalars, st.text(max_size=4))
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=64))
+def test_fast_and_reference_decoders_agree_on_random_bytes(data: bytes) -> None:
+    _assert_decoders_agree(data)
+
+
+@settings(max_examples=500)
+@given(packable_values, st.data())
+def test_fast_and_reference_decoders_agree_on_mutated_bytes(
+    value: object, data: st.DataObject
+) -> None:
+    # msgpack's own (non-canonical) packing of arbitrary values, then a byte flipped and a cut
+    encoded = bytearray(msgpack.packb(value, use_bin_type=True))
+    _assert_decoders_agree(bytes(encoded))
+    pos = data.draw(st.integers(0, len(encoded) - 1))
+    encoded[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(encoded)))
+    _assert_decoders_agree(bytes(encoded))
+    _assert_decoders_agree(bytes(encoded[:cut]))
+
+
+@settings(max_examples=500)
+@given(wide_values)
+def test_fast_and_reference_encoders_agree(value: object) -> None:
+    fast, reference = _verdict(codec.encode, value), _verdict(codec.reference_encode, value)
+    assert fast == reference
+
+
+@given(values)
+def test_canonical_bytes_take_the_fast_path(value: object) -> None:
+    assert codec.fast_accepts(codec.encode(value))
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_fast_path_never_accepts_a_rejected_encoding(name: str) -> None:
+    assert not codec.fast_accepts(REJECTED[name][1])
+
+
+def nested_lists(depth: int, leaf: object) -> object:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [30, 31, 32, 33, 34])
+@pytest.mark.parametrize("leaf", [1, [], {}, {"k": 1}])
+def test_depth_limit_is_the_same_on_both_paths(depth: int, leaf: object) -> None:
+    value = nested_lists(depth, leaf)
+    data = msgpack.packb(value)
+    _assert_decoders_agree(data)
+    assert _verdict(codec.encode, value) == _verdict(codec.reference_encode, value)
+    leaf_depth = depth + (1 if leaf == {"k": 1} else 0)  # the deepest value, root at 0
+    expected = "ok" if leaf_depth <= codec.MAX_DEPTH else "rejected"
+    assert _verdict(codec.decode, data)[0] == expected
+
+
+def test_map_keys_sort_by_utf8_bytes_not_utf16_units() -> None:
+    # U+FFFF sorts before U+10000 in UTF-8 (and code points) but after it in UTF-16 units
+    keys = ["\U00010000", "\uffff", "z", "é", ""]
+    data = codec.encode(dict.fromkeys(keys, 1))
+    assert data == codec.reference_encode(dict.fromkeys(keys, 1))
+    decoded = codec.decode(data)
+    assert list(decoded) == sorted(keys, key=lambda k: k.encode())
+    with pytest.raises(CodecError) as info:
+        codec.decode(b"\x82\xa4\xf0\x90\x80\x80\x01\xa3\xef\xbf\xbf\x01")
+    assert info.value.code == "non_canonical"
+
+
+def test_encoding_an_unencodable_string_fails_the_same_way_on_both_paths() -> None:
+    for value in ("\ud800", {"\ud800": 1}, ["ok", "\udfff"]):
+        with pytest.raises(UnicodeEncodeError):
+            codec.reference_encode(value)
+        with pytest.raises(UnicodeEncodeError):
+            codec.encode(value)
+
+
+@given(st.lists(values, max_size=6), st.dictionaries(st.text(max_size=6), values, max_size=6))
+def test_joined_encodings_equal_encoding_the_whole(items: list[object], mapping: dict) -> None:
+    assert codec.join_array([codec.encode(v) for v in items]) == codec.encode(items)
+    joined = codec.join_map({k: codec.encode(v) for k, v in mapping.items()})
+    assert joined == codec.encode(mapping)
+    assert codec.decode(joined) == mapping
+
+
+def test_joined_encodings_keep_the_limits() -> None:
+    with pytest.raises(CodecError) as info:
+        codec.join_array([b"\x01"] * (codec.MAX_CONTAINER_LEN + 1))
+    assert info.value.code == "oversize"
+    big = codec.encode(b"x" * codec.MAX_STR_BYTES)
+    with pytest.raises(CodecError) as info:
+        codec.join_array([big] * 5)
+    assert info.value.code == "oversize"

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from node.ledger import crypto
-from node.ledger.block import Block
+from node.ledger import codec, crypto
+from node.ledger.block import Block, encode_receipts
 from node.ledger.certificate import CommitSignature, ValidatorSet, max_faulty, quorum_size
 from node.ledger.errors import LedgerError, ProofError, SchemaError, SignatureError
 from node.ledger.tx import Transaction, make_tx
@@ -125,3 +125,25 @@ def test_commit_certificate_rejections() -> None:
 def test_validator_set_rejects_duplicates() -> None:
     with pytest.raises(ValueError):
         ValidatorSet((VALIDATORS.validators[0], VALIDATORS.validators[0]))
+
+
+def test_cached_bytes_and_ids_are_those_of_the_record() -> None:
+    # Transaction and Receipt cache their encodings and ids; the caches must always equal
+    # what the record itself encodes to, and a modified copy must not inherit them.
+    tx = make_tx(USER, CHAIN_ID, "usage.submit", {"units": 5, "sku": "cam-1"}, nonce=7)
+    wire, tx_id = tx.encode(), tx.tx_id  # warm the caches
+    assert wire == codec.encode(tx.to_value())
+    assert tx_id == crypto.sha256(
+        crypto.signing_bytes(crypto.DOMAIN_TX, CHAIN_ID, tx.signed_value())
+    )
+    changed = dataclasses.replace(tx, nonce=8)
+    assert changed.encode() == codec.encode(changed.to_value()) != wire
+    assert changed.tx_id != tx_id
+    assert Transaction.decode_tx(bytearray(wire)).encode() == wire
+    for built in build_chain(6):
+        block = built.block
+        assert block.encode() == codec.encode(block.to_value())
+        assert Block.decode(block.encode()) == block
+        assert encode_receipts(built.receipts) == codec.encode(
+            [r.to_value() for r in built.receipts]
+        )
