@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import platform
 
-MODULES = ["bench.foundation", "bench.vm", "bench.agent"]
+MODULES = ["bench.foundation", "bench.vm", "bench.agent", "bench.p2p"]
 
 
 def main() -> None:

@@ -67,6 +67,7 @@ DIAL_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 1.0
 SHUTDOWN_TIMEOUT_S = 5.0
 READ_BYTES = 256 * 1024
+INBOUND_STREAMS_PER_PEER = 4  # a peer needs one; more are reset, oldest first
 ITEM_OVERHEAD = 5  # msgpack bin32 header; array header is at most the same
 LOG_EVERY_S = 1.0
 
@@ -131,23 +132,33 @@ class _Backoff:
 class _Outbox:
     """A peer's bounded FIFO with a wake-up for its single writer."""
 
-    __slots__ = ("_items", "_max", "_wake")
+    __slots__ = ("_items", "_max", "_wake", "closed")
 
     def __init__(self, limit: int) -> None:
         self._items: deque[bytes] = deque()
         self._max = limit
         self._wake = trio.Event()
+        self.closed = False
 
     def put(self, data: bytes) -> bool:
-        if len(self._items) >= self._max:
+        if self.closed or len(self._items) >= self._max:
             return False
         self._items.append(data)
         self._wake.set()
         return True
 
+    def close(self) -> None:
+        """Refuse new messages and let the writer finish after its current write."""
+        self.closed = True
+        self._items.clear()
+        self._wake.set()
+
     async def take_batch(self, budget: int) -> list[bytes]:
-        """Wait for one message, then take every queued one that fits `budget` bytes."""
+        """Wait for one message, then take every queued one that fits `budget` bytes;
+        [] once closed."""
         while not self._items:
+            if self.closed:
+                return []
             self._wake = trio.Event()
             await self._wake.wait()
         items = self._items
@@ -166,6 +177,7 @@ class _Peer:
     __slots__ = (
         "addr",
         "counters",
+        "done",
         "failing",
         "inbound",
         "opening",
@@ -186,7 +198,8 @@ class _Peer:
         self.stream: INetStream | None = None  # our live outbound stream
         self.opening: trio.CancelScope | None = None  # the dial/open in progress
         self.failing = False  # dials fail since the last success (logged once)
-        self.inbound: set[INetStream] = set()
+        self.done = trio.Event()  # its task has ended
+        self.inbound: dict[INetStream, None] = {}  # streams the peer opened, oldest first
 
 
 class _AllowListNotifee(INotifee):
@@ -306,12 +319,24 @@ class LibP2PNetwork:
     def _remove_peer(self, peer: _Peer) -> None:
         del self._peers[peer.pubkey]
         del self._by_id[peer.peer_id]
-        peer.scope.cancel()
+        self._stop_peer(peer)
         self._log.info("peer %s removed from the allow-list; disconnecting", peer.pubkey.hex())
         if self._nursery is not None:
             self._nursery.start_soon(self._disconnect, peer)
 
+    @staticmethod
+    def _stop_peer(peer: _Peer) -> None:
+        """Stop the peer's task: at once if it is dialling or waiting, else after the
+        write in progress (cancelling a write mid-frame corrupts the Noise stream:
+        the peer then logs 'Failed authentication of message')."""
+        peer.outbox.close()
+        if peer.stream is None:
+            peer.scope.cancel()
+
     async def _disconnect(self, peer: _Peer) -> None:
+        with trio.move_on_after(CLOSE_TIMEOUT_S):
+            await peer.done.wait()
+        peer.scope.cancel()
         for stream in list(peer.inbound):
             await self._reset(stream)
         if peer.peer_id not in self._by_id:  # not re-added meanwhile
@@ -319,54 +344,60 @@ class LibP2PNetwork:
                 await self._host.disconnect(peer.peer_id)
 
     async def _run_peer(self, peer: _Peer) -> None:
-        """Keep one outbound stream to `peer` and write its queue into it, forever."""
+        """Keep one outbound stream to `peer` and write its queue into it until stopped."""
         backoff = _Backoff()
         first = True
-        with peer.scope:
-            while True:
-                stream = await self._open_stream(peer)
-                if stream is not None:
-                    if not first:
-                        peer.counters.reconnects += 1
-                    first = False
-                    started = trio.current_time()
-                    peer.stream = stream
-                    try:
+        try:
+            with peer.scope:
+                while not peer.outbox.closed:
+                    stream = await self._open_stream(peer)
+                    if stream is not None:
+                        if not first:
+                            peer.counters.reconnects += 1
+                        first = False
+                        started = trio.current_time()
                         await self._session(peer, stream)
-                    finally:
-                        peer.stream = None
-                        await self._reset(stream)
-                    if trio.current_time() - started > BACKOFF_CAP_S:
-                        backoff.reset()
-                await trio.sleep(backoff.next())
+                        if trio.current_time() - started > BACKOFF_CAP_S:
+                            backoff.reset()
+                    if not peer.outbox.closed:
+                        await trio.sleep(backoff.next())
+        finally:
+            peer.done.set()
 
     async def _open_stream(self, peer: _Peer) -> INetStream | None:
-        """Dial if there is no connection, then open our stream; None on any failure.
-
-        A stream opened on a connection that is closing hangs rather than fails (the
-        swarm drops a dead connection ~0.2 s after its streams saw EOF), so a
-        disconnect of this peer cancels the attempt (`_on_disconnected`)."""
+        """Dial if there is no live connection, then open our stream; None on failure."""
         network = _swarm_of(self._host)
-        with trio.move_on_after(DIAL_TIMEOUT_S) as peer.opening:
+        stream: INetStream | None = None
+        with trio.move_on_after(DIAL_TIMEOUT_S):
             try:
-                if not network.get_connections(peer.peer_id):
+                if not [c for c in network.get_connections(peer.peer_id) if not c.is_closed]:
                     network.unblock_peer(peer.peer_id)  # forget the 60 s negative cache
                     store = self._host.get_peerstore()
                     store.clear_addrs(peer.peer_id)
                     store.add_addrs(peer.peer_id, [peer.addr], 0)
                     await network.dial_peer(peer.peer_id)
-                stream = await self._host.new_stream(peer.peer_id, [self._protocol])
+                stream = await self._new_stream(peer)
             except Exception as exc:  # libp2p raises many unrelated types on dial failure
                 self._dial_failed(peer, repr(exc))
                 return None
-            finally:
-                peer.opening = None
-            if peer.failing:
-                self._log.info("peer %s reachable again", peer.pubkey.hex())
-            peer.failing = False
-            return stream
-        self._dial_failed(peer, "timed out or cut short by a disconnect")
-        return None
+        if stream is None:
+            self._dial_failed(peer, "timed out, or its connection closed")
+            return None
+        if peer.failing:
+            self._log.info("peer %s reachable again", peer.pubkey.hex())
+        peer.failing = False
+        return stream
+
+    async def _new_stream(self, peer: _Peer) -> INetStream | None:
+        """Open and negotiate our stream. A stream opened on a connection that is
+        closing hangs instead of failing (the swarm keeps a dead connection listed for
+        ~0.2 s after its streams saw EOF), so a disconnect of this peer cuts the wait
+        short (`_on_disconnected`); None then."""
+        stream: INetStream | None = None
+        with trio.CancelScope() as peer.opening:
+            stream = await self._host.new_stream(peer.peer_id, [self._protocol])
+        peer.opening = None
+        return stream
 
     def _dial_failed(self, peer: _Peer, why: str) -> None:
         if not peer.failing:
@@ -377,10 +408,18 @@ class LibP2PNetwork:
 
     async def _session(self, peer: _Peer, stream: INetStream) -> None:
         self._log.debug("stream to %s open", peer.pubkey.hex()[:16])
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch, peer, stream, nursery.cancel_scope)
-            await self._pump(peer, stream)
-            nursery.cancel_scope.cancel()
+        peer.stream = stream
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch, peer, stream, nursery.cancel_scope)
+                await self._pump(peer, stream)
+                nursery.cancel_scope.cancel()
+        finally:
+            peer.stream = None
+            if peer.outbox.closed:  # we are stopping: end the stream cleanly
+                await self._close_stream(stream)
+            else:
+                await self._reset(stream)
 
     async def _watch(self, peer: _Peer, stream: INetStream, scope: trio.CancelScope) -> None:
         """Our outbound stream is never written by the peer: any read outcome ends it."""
@@ -397,6 +436,8 @@ class LibP2PNetwork:
         counters = peer.counters
         while True:
             batch = await peer.outbox.take_batch(self._limits.batch_bytes_max)
+            if not batch:
+                return  # closed
             frame = encode_frame(batch, self._limits.frame_bytes_max)
             written = False
             try:
@@ -423,11 +464,16 @@ class LibP2PNetwork:
                 self._refuse(peer_id, "stream")
             await self._reset(stream)
             return
-        peer.inbound.add(stream)
+        if len(peer.inbound) >= INBOUND_STREAMS_PER_PEER:
+            # A restarted peer's old stream may linger; a hostile one could open many.
+            oldest = next(iter(peer.inbound))
+            del peer.inbound[oldest]
+            await self._reset(oldest)
+        peer.inbound[stream] = None
         try:
             await self._read_inbound(peer, stream)
         finally:
-            peer.inbound.discard(stream)
+            peer.inbound.pop(stream, None)
             await self._reset(stream)
 
     async def _read_inbound(self, peer: _Peer, stream: INetStream) -> None:
@@ -498,6 +544,14 @@ class LibP2PNetwork:
                 self._log.debug("closing refused connection: %r", exc)
 
     @staticmethod
+    async def _close_stream(stream: INetStream) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            try:
+                await stream.close()
+            except Exception:
+                pass  # already gone
+
+    @staticmethod
     async def _reset(stream: INetStream) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
             try:
@@ -508,8 +562,12 @@ class LibP2PNetwork:
     def _close(self) -> None:
         self._closed = True
         for peer in self._peers.values():
-            peer.scope.cancel()
+            self._stop_peer(peer)
         self._inbound_send.close()
+
+    async def _wait_stopped(self) -> None:
+        for peer in self._peers.values():
+            await peer.done.wait()
 
 
 _DIAL_NOISE = ("Failed to open TCP stream", "Failed to open stream to peer")
@@ -607,6 +665,8 @@ async def open_libp2p_network(
                     yield network
                 finally:
                     network._close()
+                    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                        await network._wait_stopped()  # writes in progress finish
                     nursery.cancel_scope.cancel()
         finally:
             # Close connections explicitly before the service stops: the swarm's own

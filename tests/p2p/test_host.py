@@ -15,7 +15,13 @@ from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
 from node.p2p.framing import MESSAGE_BYTES_MAX, encode_frame
-from node.p2p.host import DEFAULT_PROTOCOL, LibP2PNetwork, _new_host, open_libp2p_network
+from node.p2p.host import (
+    DEFAULT_PROTOCOL,
+    INBOUND_STREAMS_PER_PEER,
+    LibP2PNetwork,
+    _new_host,
+    open_libp2p_network,
+)
 from node.p2p.identity import key_pair_of, peer_id_of, pubkey_bytes
 
 SEEDS = [bytes([i + 1]) * 32 for i in range(4)]
@@ -170,6 +176,27 @@ async def test_garbage_frame_resets_only_that_stream() -> None:
                 good = await raw.new_stream(peer_id_of(KEYS[0]), [PROTOCOL])
                 await good.write(encode_frame([b"valid"]))
                 assert await a.inbound.receive() == (KEYS[1], b"valid")
+
+
+@pytest.mark.trio
+async def test_streams_beyond_the_per_peer_cap_reset_the_oldest() -> None:
+    with trio.fail_after(20):
+        async with open_libp2p_network(SEEDS[0], ANY_PORT, {KEYS[1]: "/ip4/127.0.0.1/tcp/9"}) as a:
+            raw = _new_host(key_pair_of(SEEDS[1]))
+            async with raw.run([Multiaddr(ANY_PORT)]):
+                await raw.connect(PeerInfo(peer_id_of(KEYS[0]), [Multiaddr(addr_of(a))]))
+                streams = []
+                for i in range(INBOUND_STREAMS_PER_PEER + 2):
+                    stream = await raw.new_stream(peer_id_of(KEYS[0]), [PROTOCOL])
+                    await stream.write(encode_frame([b"%d" % i]))
+                    assert await a.inbound.receive() == (KEYS[1], b"%d" % i)
+                    streams.append(stream)
+                for old in streams[:2]:
+                    with trio.fail_after(5), pytest.raises(StreamError):
+                        await old.read(1)
+                for live in streams[2:]:
+                    await live.write(encode_frame([b"still here"]))
+                    assert await a.inbound.receive() == (KEYS[1], b"still here")
 
 
 @pytest.mark.trio
