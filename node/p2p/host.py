@@ -269,7 +269,11 @@ class LibP2PNetwork:
         return True
 
     def set_peers(self, peers: Mapping[bytes, str]) -> None:
+        """Replace the allow-list (all or nothing: IdentityError or ConfigError for a
+        bad key or address changes nothing). A no-op once the network is closed."""
         wanted = _parse_peers(self.pubkey, peers)
+        if self._closed:
+            return
         for key in [k for k in self._peers if k not in wanted]:
             self._remove_peer(self._peers[key])
         for key, addr in wanted.items():

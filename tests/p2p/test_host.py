@@ -14,6 +14,7 @@ from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
+from node.p2p.errors import ConfigError, IdentityError
 from node.p2p.framing import MESSAGE_BYTES_MAX, encode_frame
 from node.p2p.host import (
     DEFAULT_PROTOCOL,
@@ -213,3 +214,22 @@ async def test_full_inbound_drops_instead_of_stalling() -> None:
             assert got == [(KEYS[0], b"%d" % i) for i in range(4)]
             assert a.send(KEYS[1], b"later")  # the stream survived
             assert await b.inbound.receive() == (KEYS[0], b"later")
+
+
+@pytest.mark.trio
+async def test_bad_configuration_is_refused_and_changes_nothing() -> None:
+    with trio.fail_after(10):
+        with pytest.raises(ConfigError):
+            async with open_libp2p_network(SEEDS[0], ANY_PORT, {}, batch_bytes_max=0):
+                pass
+        with pytest.raises(ConfigError):
+            async with open_libp2p_network(SEEDS[0], "not a multiaddr", {}):
+                pass
+        async with cluster(2) as (a, b):
+            with pytest.raises(IdentityError):
+                a.set_peers({b"short": addr_of(b)})
+            with pytest.raises(ConfigError):
+                a.set_peers({KEYS[1]: "/ip4/127.0.0.1/udp/1"})
+            assert a.stats().peers.keys() == {KEYS[1]}
+            assert a.send(KEYS[1], b"still allowed")
+            assert await b.inbound.receive() == (KEYS[0], b"still allowed")
