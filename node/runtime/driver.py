@@ -82,6 +82,7 @@ class Settings:
     events_max: int = 4096
     tx_batches_max: int = 256
     waiters_max: int = 20_000
+    mempool_ttl_s: int = 600
 
     def __post_init__(self) -> None:
         for name in ("tick_ms", "mempool_max", "forward_batch_max", "block_max_txs"):
@@ -403,6 +404,8 @@ class Node:
         self.metrics.execute.observe(time.perf_counter() - started)
         now = self.clock_ns()
         tx_ids = [tx.tx_id for tx in block.txs]
+        if seq % 64 == 0:
+            self.mempool.expire(now, self.settings.mempool_ttl_s * 1_000_000_000)
         for entry in self.mempool.remove(tx_ids):
             if entry.local:
                 self.metrics.latency.observe((now - entry.entered_ns) / 1e9)
