@@ -90,12 +90,16 @@ class _Chain:
         bad = [r.code for r in result.receipts if not r.accepted]
         if bad:
             raise RuntimeError(f"setup transaction rejected: {bad[:3]}")
-        header = self.header(result.tx_root, result.receipt_root, result.state_digest, len(txs))
+        header = self.header(
+            result.tx_root, result.receipt_root, result.state_digest, len(txs), len(result.receipts)
+        )
         self.store.commit_block(
             Block(header, tuple(txs)), result.receipts, None, result.changes, result.accumulator
         )
 
-    def header(self, troot: bytes, rroot: bytes, digest: bytes, count: int) -> BlockHeader:
+    def header(
+        self, troot: bytes, rroot: bytes, digest: bytes, count: int, receipts: int
+    ) -> BlockHeader:
         head = self.store.head()
         assert head is not None
         return BlockHeader(
@@ -105,6 +109,7 @@ class _Chain:
             VALIDATORS[0].public_key,
             self.time_ms,
             count,
+            receipts,
             troot,
             rroot,
             digest,
@@ -232,7 +237,7 @@ def _one_block(chain: _Chain, raws: list[bytes]) -> _Stopwatch:
     digest = acc.digest()
     w.stop("digest")
     w.start()
-    header = chain.header(troot, rroot, digest, len(txs))
+    header = chain.header(troot, rroot, digest, len(txs), len(executed.receipts))
     block_hash = header.hash()
     w.stop("header")
     certificate = _certify(header)

@@ -186,25 +186,18 @@ class ApiSettings:
 
 @dataclass(frozen=True, slots=True)
 class ConsensusSettings:
-    """[consensus]: logical time and the PBFT windows (consensus.types.Config)."""
+    """[consensus]: logical time (consensus.types.Config). The PBFT checkpoint interval
+    and watermark window are protocol constants (node.ledger.certificate), not settings:
+    they fix the height a validator-set change activates at, which every node and every
+    offline verifier must agree on."""
 
     SECTION: ClassVar[str] = "consensus"
     tick_ms: int = 50
     view_change_timeout_ticks: int = 40
-    checkpoint_interval: int = 16
-    watermark_window: int = 32
 
     def __post_init__(self) -> None:
         _int_in(self.tick_ms, "consensus.tick_ms", 1, 10_000)
         _int_in(self.view_change_timeout_ticks, "consensus.view_change_timeout_ticks", 2, 10**6)
-        _int_in(self.checkpoint_interval, "consensus.checkpoint_interval", 1, 10_000)
-        _int_in(self.watermark_window, "consensus.watermark_window", 1, 100_000)
-        k, window = self.checkpoint_interval, self.watermark_window
-        _check(
-            window >= k and window % k == 0,
-            "consensus.watermark_window",
-            f"must be a positive multiple of checkpoint_interval ({k}), got {window}",
-        )
 
 
 @dataclass(frozen=True, slots=True)

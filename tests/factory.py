@@ -92,6 +92,7 @@ def build_block(
         proposer=VALIDATORS.primary(height),
         timestamp_ms=1_700_000_000_000 + height * 1000,
         tx_count=len(txs),
+        receipt_count=len(receipts),
         tx_root=tx_root(txs),
         receipt_root=receipt_root(receipts),
         state_digest=acc.digest(),

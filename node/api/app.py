@@ -40,13 +40,16 @@ from node.api.models import (
     ProofOut,
     ReceiptsPage,
     StatementOut,
+    StatementProofOut,
     StatementsPage,
     StatusOut,
     SubmitAnswer,
     SubmitResultOut,
     TxAnswer,
+    ValidatorHistoryOut,
 )
 from node.ledger.crypto import HASH_BYTES, PUBLIC_KEY_BYTES
+from node.ledger.errors import ProofError
 from node.runtime.interface import MempoolFull, NodeControl, SubmitResult
 from node.store.chain import ChainStore
 
@@ -198,8 +201,38 @@ def _chain_routes(app: FastAPI, node: NodeControl) -> None:
 
     @app.get("/v1/receipts/{tx_id}/proof", tags=["proofs"], responses=ERRORS)
     async def get_receipt_proof(tx_id: TxIdPath) -> ProofOut:
-        """Inclusion proof of a committed transaction's receipt."""
+        """Inclusion proof of a committed transaction's receipt, or of an end-of-block
+        receipt by its id."""
         return _proof(store, tx_id, proofs.build_receipt_proof)
+
+    @app.get("/v1/statements/{statement_id}/proof", tags=["proofs"], responses=ERRORS)
+    async def get_statement_proof(
+        statement_id: Annotated[str, Path(description="<licence_id>@<period_id>")],
+        usage_tx: Annotated[
+            str | None, Query(description="also prove this billed usage record (tx id)")
+        ] = None,
+    ) -> StatementProofOut:
+        """A closed statement, its payments and optionally one usage record it billed,
+        each in a final block (see node/api/proofs.py)."""
+        licence_id, period_id = queries.parse_statement_id(statement_id)
+        usage = None if usage_tx is None else queries.parse_hex(usage_tx, HASH_BYTES, "usage_tx")
+        try:
+            doc = proofs.build_statement_proof(store, f"{licence_id}@{period_id}", usage)
+        except proofs.NotCertified as exc:
+            raise ApiError(404, "not_certified", exc.detail) from exc
+        except ProofError as exc:
+            raise ApiError(404, exc.code, exc.detail) from exc
+        if doc is None:
+            raise not_found("statement", statement_id)
+        return StatementProofOut.model_validate(doc.to_json())
+
+    @app.get("/v1/validator-history", tags=["proofs"])
+    async def get_validator_history() -> ValidatorHistoryOut:
+        """Every validator set change, each with the certified header that made it."""
+        changes = proofs.build_validator_history(store)
+        return ValidatorHistoryOut.model_validate(
+            {"chain_id": node.chain_id, "changes": [c.to_json() for c in changes]}
+        )
 
     @app.get("/v1/blocks/latest", tags=["blocks"], responses=ERRORS)
     async def get_latest_block() -> BlockOut:

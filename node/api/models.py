@@ -162,7 +162,46 @@ class ProofOut(BaseModel):
     path: list[Hex] = Field(description="RFC 6962 audit path, leaf to root")
     leaf: Hex = Field(description="encoded transaction or receipt")
     header: Hex = Field(description="encoded block header")
-    certificate: Hex = Field(description="encoded commit certificate")
+    certificate: Hex = Field(description="encoded commit certificate of the last header")
+    descendants: list[Hex] = Field(
+        default_factory=list,
+        description="encoded headers after `header` up to a certified one (past null blocks)",
+    )
+
+
+class EventProofOut(BaseModel):
+    event_index: int
+    receipt: ProofOut
+
+
+class UsageProofOut(BaseModel):
+    leaf: Hex = Field(description="encoded usage leaf (the usage.report transaction id)")
+    index: int
+    path: list[Hex] = Field(description="audit path under the statement's usage_root")
+    tx: ProofOut
+
+
+class StatementProofOut(BaseModel):
+    kind: Literal["statement"]
+    chain_id: str
+    statement_id: str
+    statement: Hex = Field(description="encoded Statement record as its period close fixed it")
+    close: EventProofOut
+    payments: list[EventProofOut]
+    usage: UsageProofOut | None
+
+
+class SetChangeOut(BaseModel):
+    height: int
+    validators: list[Hex]
+    header: Hex
+    certificate: Hex
+    descendants: list[Hex]
+
+
+class ValidatorHistoryOut(BaseModel):
+    chain_id: str
+    changes: list[SetChangeOut] = Field(description="validator set changes, in height order")
 
 
 # -- consortium state -----------------------------------------------------------------------

@@ -13,7 +13,9 @@ executes them):
   one may be included again and judged again). Device usage reports carry the device's
   sequence number instead (checked by the usage handler).
 - After the transactions, time-driven work runs: due period closes, due settlements and
-  governance changes whose height has come.
+  governance changes whose height has come. Its events become the block's end-of-block
+  receipts (`block.system_receipts`), appended after the transaction receipts, so the
+  receipt root commits to every statement closed and every payment made.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.ledger import codec, devices, governance, licensing, money, periods
-from node.ledger.block import Block, BlockHeader, Event, Receipt, receipt_root, tx_root
+from node.ledger.block import (
+    MAX_EVENTS,
+    Block,
+    BlockHeader,
+    Event,
+    Receipt,
+    receipt_root,
+    system_receipts,
+    tx_root,
+)
 from node.ledger.certificate import ValidatorSet
 from node.ledger.context import BlockInfo, Ctx, RecordCache, Reject, ScanOverlay, ScanReader
 from node.ledger.errors import LedgerError
@@ -43,7 +54,7 @@ class BlockInvalid(LedgerError):
 
 @dataclass(frozen=True, slots=True)
 class BlockResult:
-    receipts: tuple[Receipt, ...]
+    receipts: tuple[Receipt, ...]  # one per transaction, then the end-of-block receipts
     changes: dict[bytes, tuple[bytes | None, bytes | None]]
     accumulator: StateAccumulator
     tx_root: bytes
@@ -53,6 +64,10 @@ class BlockResult:
     @property
     def state_digest(self) -> bytes:
         return self.accumulator.digest()
+
+    @property
+    def receipt_count(self) -> int:
+        return len(self.receipts)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -71,7 +86,7 @@ def _verify(tx: Transaction) -> bool:
 class Executed:
     """A block's transactions run in order, before the roots and the digest are computed."""
 
-    receipts: tuple[Receipt, ...]
+    receipts: tuple[Receipt, ...]  # transaction receipts, then end-of-block receipts
     changes: dict[bytes, tuple[bytes | None, bytes | None]]
     validator_set: ValidatorSet
 
@@ -117,10 +132,16 @@ def run_transactions(
         if not signature_ok(tx):
             raise BlockInvalid("bad_signature", f"transaction {tx.tx_id.hex()}")
         receipts.append(apply_tx(overlay, block, tx, table, records))
-    periods.end_of_block(Ctx(overlay, block, b"", records=records))
+    end = Ctx(overlay, block, b"", records=records)
+    periods.end_of_block(end)
+    receipts.extend(system_receipts(block.height, _events(end)))
     changes = overlay.changes()
     validators = ValidatorSet.decode(_must_get(overlay, K_VALIDATORS))
     return Executed(tuple(receipts), changes, validators)
+
+
+def _events(ctx: Ctx) -> tuple[Event, ...]:
+    return tuple(Event(kind, _plain(attrs)) for kind, attrs in ctx.events)
 
 
 def _must_get(overlay: ScanOverlay, key: bytes) -> bytes:
@@ -152,9 +173,10 @@ def apply_tx(
         return _rejected(tx_id, exc.code, exc.detail)
     except LedgerError as exc:  # malformed body: schema, codec, signature inside the body
         return _rejected(tx_id, exc.code, exc.detail)
+    if len(ctx.events) > MAX_EVENTS:
+        return _rejected(tx_id, "too_many_events", f"{len(ctx.events)} > {MAX_EVENTS}")
     child.merge_into_parent()
-    events = tuple(Event(kind, _plain(attrs)) for kind, attrs in ctx.events)
-    return Receipt(tx_id, True, "ok", "", events)
+    return Receipt(tx_id, True, "ok", "", _events(ctx))
 
 
 def _check_member_nonce(ctx: Ctx) -> None:
@@ -178,6 +200,10 @@ def _rejected(tx_id: bytes, code: str, detail: str) -> Receipt:
 
 def check_result(header: BlockHeader, result: BlockResult) -> None:
     """Raise BlockInvalid unless executing the block reproduced what its header claims."""
+    if header.receipt_count != result.receipt_count:
+        raise BlockInvalid(
+            "receipt_count", f"header {header.receipt_count} != {result.receipt_count}"
+        )
     claims = (
         ("tx_root", header.tx_root, result.tx_root),
         ("receipt_root", header.receipt_root, result.receipt_root),

@@ -1,9 +1,12 @@
 """Blocks, receipts and their hashes.
 
 Rule kept here: a block header commits to everything a third party needs to check a
-result without the node's help: the transactions (tx_root), their outcomes
-(receipt_root), the state after executing the block (state_digest) and the validator set
-that certifies the next block (validator_set_hash). The block hash is the SHA-256 of the
+result without the node's help: the transactions (tx_root over tx_count), their outcomes
+(receipt_root over receipt_count receipts: one per transaction in order, then the
+end-of-block receipts carrying the events of the block's time-driven work, with ids
+`system_receipt_id(height, i)`), the state after executing the block (state_digest) and
+the validator set after it (validator_set_hash; a change governs consensus from
+`consensus.activation_seq` on, see certificate.py). The block hash is the SHA-256 of the
 header's canonical encoding, and that is what the commit certificate signs. The header
 commits to its own execution results, so a proposer executes a block before proposing it
 and validators re-execute it to judge the proposal.
@@ -21,8 +24,16 @@ from node.ledger.records import Record, require, require_bytes, require_uint
 from node.ledger.tx import Transaction, check_chain_id
 
 MAX_BLOCK_TXS = 10_000
-MAX_EVENTS = 64
+# Events per receipt. A transaction whose events would exceed it is rejected (app.py;
+# e.g. a deposit settling very many overdue statements); end-of-block events are split
+# into receipts of SYSTEM_RECEIPT_EVENTS each.
+MAX_EVENTS = 1024
+SYSTEM_RECEIPT_EVENTS = 64
+# Transaction receipts plus the end-of-block (system) receipts; a sanity bound only, the
+# work of one block is bounded by the ledger (see periods.MAX_*_PER_BLOCK).
+MAX_BLOCK_RECEIPTS = 1 << 20
 ZERO_HASH = b"\x00" * 32
+SYSTEM_RECEIPT_TAG = b"alps/end-of-block/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ class BlockHeader(Record):
     proposer: bytes
     timestamp_ms: int
     tx_count: int
+    receipt_count: int  # tx_count transaction receipts, then the end-of-block receipts
     tx_root: bytes
     receipt_root: bytes
     state_digest: bytes
@@ -82,6 +94,8 @@ class BlockHeader(Record):
         require_bytes(self.proposer, crypto.PUBLIC_KEY_BYTES, "proposer")
         require_uint(self.timestamp_ms, "timestamp_ms")
         require_uint(self.tx_count, "tx_count", MAX_BLOCK_TXS)
+        require_uint(self.receipt_count, "receipt_count", MAX_BLOCK_RECEIPTS)
+        require(self.receipt_count >= self.tx_count, "receipt_count below tx_count")
         for name in ("tx_root", "receipt_root", "state_digest", "validator_set_hash"):
             require_bytes(getattr(self, name), crypto.HASH_BYTES, name)
 
@@ -119,6 +133,24 @@ class Block(Record):
 
 def tx_root(txs: Sequence[Transaction]) -> bytes:
     return merkle.root([tx.encode() for tx in txs])
+
+
+def system_receipt_id(height: int, index: int) -> bytes:
+    """The id of block `height`'s end-of-block receipt number `index` (0, 1, ...): the
+    first is sha256(tag + height), the following ones add the index as 4 bytes."""
+    suffix = b"" if index == 0 else index.to_bytes(4, "big")
+    return crypto.sha256(SYSTEM_RECEIPT_TAG + height.to_bytes(8, "big") + suffix)
+
+
+def system_receipts(height: int, events: Sequence[Event]) -> tuple[Receipt, ...]:
+    """The end-of-block work's events as receipts of at most SYSTEM_RECEIPT_EVENTS events
+    each, in emission order (none when the work emitted nothing)."""
+    n = SYSTEM_RECEIPT_EVENTS
+    chunks = [events[i : i + n] for i in range(0, len(events), n)]
+    return tuple(
+        Receipt(system_receipt_id(height, i), True, "ok", "", tuple(chunk))
+        for i, chunk in enumerate(chunks)
+    )
 
 
 def receipt_root(receipts: Sequence[Receipt]) -> bytes:

@@ -6,6 +6,12 @@ f = (n - 1) // 3. Each COMMIT signature is over
 `signing_bytes(DOMAIN_COMMIT, chain_id, [view, height, block_hash])`, the same bytes the
 consensus core signs in its COMMIT messages, so the certificate is just those signatures
 collected. A third party checks it with the validator keys alone.
+
+Membership changes: a block whose execution changes the validator set (its header's
+validator_set_hash differs from its parent's) makes the new set govern heights from
+`consensus.activation_seq(height, CHECKPOINT_INTERVAL, WATERMARK_WINDOW)` on. The two
+PBFT windows are therefore protocol constants, not node settings: every replica and every
+offline verifier must derive the same activation height.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from node.ledger.errors import ProofError
 from node.ledger.records import Record, require, require_bytes, require_uint
 
 MAX_VALIDATORS = 256
+# PBFT checkpoint interval K and watermark window L (Castro & Liskov §4.3): protocol
+# constants (node/runtime/driver.py and node/api/proofs.py use these, never a setting).
+CHECKPOINT_INTERVAL = 16
+WATERMARK_WINDOW = 32
 
 
 def max_faulty(n: int) -> int:

@@ -200,7 +200,7 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
             added[NEW_DEVICES] = 1
         for metric, qty in sorted(added.items()):
             bucket[metric] = bucket.get(metric, 0) + qty
-        ctx.put(k_accrual_leaf(lic.licence_id, period.period_id, acc.records), _Leaf(ctx.tx_id))
+        ctx.put(k_accrual_leaf(lic.licence_id, period.period_id, acc.records), UsageLeaf(ctx.tx_id))
         ctx.put(key, Accrual(quantities, acc.records + 1))
         ctx.emit(
             "accrued",
@@ -213,8 +213,14 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
 
 
 @dataclass(frozen=True, slots=True)
-class _Leaf(Record):
+class UsageLeaf(Record):
+    """One usage record billed under a licence and period: the id of its `usage.report`
+    transaction. A statement's `usage_root` is the Merkle root of these, in accrual order."""
+
     tx_id: bytes
+
+    def __post_init__(self) -> None:
+        require_bytes(self.tx_id, 32, "tx_id")
 
 
 HANDLERS = {

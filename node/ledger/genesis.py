@@ -77,6 +77,7 @@ class Genesis(Record):
             proposer=self.validators[0],
             timestamp_ms=self.genesis_time_ms,
             tx_count=0,
+            receipt_count=0,
             tx_root=tx_root(()),
             receipt_root=receipt_root(()),
             state_digest=acc.digest(),

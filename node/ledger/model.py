@@ -81,6 +81,12 @@ def k_statement(licence_id: str, period_id: str) -> bytes:
     return b"stmt/" + licence_id.encode() + b"/" + period_id.encode()
 
 
+def k_statement_closed(licence_id: str, period_id: str) -> bytes:
+    """The statement's record exactly as its period close fixed it (never rewritten): its
+    SHA-256 is the `statement_hash` every event about the statement carries."""
+    return b"stmt-closed/" + licence_id.encode() + b"/" + period_id.encode()
+
+
 def k_close_due(end_ms: int, licence_id: str) -> bytes:
     """Index of licence periods to close, ordered by period end."""
     return b"due-close/" + end_ms.to_bytes(8, "big") + licence_id.encode()

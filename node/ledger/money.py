@@ -18,6 +18,11 @@ Rules kept here:
   frozen (not payable, no late interest) until both parties sign the same resolution or
   the licence's arbiter signs one alone. The statement's lines and total stay as closed:
   the resolution is a new `Adjustment` record and the statement's `adjustment` sum.
+- Every payment of a statement (a `statement.pay`, a deposit settling overdue statements,
+  the due-date settlement) emits one `statement_payment` event: the closed statement's
+  hash, payer, currency, principal and interest paid, each payee's amount (after
+  pass-through and pool apportionment) and the cumulative figures after it, so the
+  payments of a statement form a chain a verifier checks for gaps.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts_vm import allocate, mul_div
+from node.ledger import crypto
 from node.ledger.calendar import MS_PER_DAY
 from node.ledger.context import Ctx, Reject
+from node.ledger.errors import LedgerError
 from node.ledger.model import (
     BPS,
     CURRENCY_RE,
@@ -46,6 +53,7 @@ from node.ledger.model import (
     k_member,
     k_overdue,
     k_statement,
+    k_statement_closed,
     k_totals,
     k_withdrawal,
     require_amount,
@@ -321,12 +329,10 @@ def pay_statement(
     to_interest = min(available, s.interest_outstanding)
     to_principal = min(available - to_interest, s.principal_outstanding)
     paying = to_interest + to_principal
-    if paying:
-        for payee, amount in _recipients(ctx, terms, paying):
-            if amount:
-                transfer(
-                    ctx, s.licensee, payee, s.currency, amount, f"{s.licence_id}/{s.period_id}"
-                )
+    why = f"{s.licence_id}/{s.period_id}"
+    paid_to = [(p, a) for p, a in _recipients(ctx, terms, paying) if a] if paying else []
+    for payee, amount in paid_to:
+        transfer(ctx, s.licensee, payee, s.currency, amount, why)
     s = replace(s, interest_paid=s.interest_paid + to_interest, paid=s.paid + to_principal)
     settled = not s.frozen and s.paid == s.payable_total and s.interest_outstanding == 0
     s = replace(s, status="paid" if settled else s.status)
@@ -335,15 +341,33 @@ def pay_statement(
         "statement_payment",
         licence_id=s.licence_id,
         period_id=s.period_id,
+        statement_hash=closed_statement_hash(ctx, s),
+        currency=s.currency,
+        payer=s.licensee,
         principal=to_principal,
         interest=to_interest,
+        transfers=[[payee, amount] for payee, amount in paid_to],
+        paid_total=s.paid,
+        interest_paid_total=s.interest_paid,
+        interest_accrued=s.interest_accrued,
+        payable_total=s.payable_total,
         outstanding=s.principal_outstanding,
+        interest_outstanding=s.interest_outstanding,
+        status=s.status,
     )
     if s.principal_outstanding or s.interest_outstanding:
         ctx.put_value(k_overdue(s.licensee, s.due_ms, key), key)
     else:
         ctx.delete(k_overdue(s.licensee, s.due_ms, key))
     return s
+
+
+def closed_statement_hash(ctx: Ctx, s: Statement) -> bytes:
+    """SHA-256 of the statement's record as its period close fixed it."""
+    closed = ctx.state.get(k_statement_closed(s.licence_id, s.period_id))
+    if closed is None:
+        raise LedgerError("invariant", f"statement {s.licence_id}/{s.period_id} never closed")
+    return crypto.sha256(closed)
 
 
 def _terms_for(ctx: Ctx, s: Statement) -> LicenceTerms:

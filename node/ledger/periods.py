@@ -13,6 +13,10 @@ Rules kept here:
   versions used are recorded, so anyone can recompute the statement.
 - On the due date, the statement is paid from the licensee's account as far as the
   balance allows; the rest stays outstanding (see money.py).
+- The record a close fixes is also kept unchanged under `k_statement_closed`; every event
+  about the statement (close, payments) carries its SHA-256, `statement_hash`, so a
+  verifier holding the closed record ties each payment back to it. The events of this
+  time-driven work go into the block's end-of-block receipts (app.py).
 - The work is bounded per block (MAX_CLOSES_PER_BLOCK, MAX_SETTLEMENTS_PER_BLOCK); what
   is left over is done by the next blocks in due order. A statement closed late is still
   the statement of its period (usage after the period end accrues to the next period),
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from node.ledger import codec, governance, merkle
+from node.ledger import codec, crypto, governance, merkle
 from node.ledger.calendar import (
     MS_PER_DAY,
     ContractYear,
@@ -47,6 +51,7 @@ from node.ledger.model import (
     k_licence,
     k_settle_due,
     k_statement,
+    k_statement_closed,
     k_ytd,
 )
 from node.ledger.money import pay_statement
@@ -175,15 +180,23 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
     )
     key = k_statement(licence_id, period.period_id)
     ctx.put(key, statement)
+    closed = statement.encode()
+    ctx.state.put(k_statement_closed(licence_id, period.period_id), closed)
     if statement.total:
         ctx.put_value(k_settle_due(due_ms, licence_id, period.period_id), key)
     ctx.emit(
         "statement_closed",
         licence_id=licence_id,
         period_id=period.period_id,
+        statement_hash=crypto.sha256(closed),
+        status=statement.status,
+        licensor=statement.licensor,
+        licensee=statement.licensee,
+        currency=statement.currency,
         total=statement.total,
         due_ms=due_ms,
         usage_root=statement.usage_root,
+        usage_count=statement.usage_count,
     )
     nxt = next_period(period)
     if nxt.start_ms < lic.current.end_ms and (

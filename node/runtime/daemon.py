@@ -30,8 +30,6 @@ def settings_from(config: NodeConfig) -> Settings:
     return Settings(
         tick_ms=config.consensus.tick_ms,
         view_change_timeout_ticks=config.consensus.view_change_timeout_ticks,
-        checkpoint_interval=config.consensus.checkpoint_interval,
-        watermark_window=config.consensus.watermark_window,
         mempool_max=config.mempool.size_max,
         forward_batch_max=config.mempool.forward_batch_max,
         block_max_txs=config.block.max_txs,

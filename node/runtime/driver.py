@@ -45,7 +45,7 @@ from consensus import (
     ToValidate,
 )
 from node.ledger import codec, crypto
-from node.ledger.certificate import ValidatorSet
+from node.ledger.certificate import CHECKPOINT_INTERVAL, WATERMARK_WINDOW, ValidatorSet
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import Genesis
 from node.ledger.tx import MAX_TX_BYTES, Transaction
@@ -70,8 +70,6 @@ class Settings:
 
     tick_ms: int = 50
     view_change_timeout_ticks: int = 40
-    checkpoint_interval: int = 16
-    watermark_window: int = 32
     mempool_max: int = 50_000
     forward_batch_max: int = 1000
     forward_interval_ms: int = 20
@@ -179,8 +177,8 @@ class Node:
             chain_id=self.genesis.chain_id,
             signer=self.signer,
             validators=self.genesis.validator_set,
-            checkpoint_interval=s.checkpoint_interval,
-            watermark_window=s.watermark_window,
+            checkpoint_interval=CHECKPOINT_INTERVAL,
+            watermark_window=WATERMARK_WINDOW,
             view_change_timeout_ticks=s.view_change_timeout_ticks,
             retransmit_ticks=max(2, s.view_change_timeout_ticks // 4),
             payload_bytes_max=PAYLOAD_BYTES_MAX,

@@ -154,6 +154,7 @@ class LedgerShell:
             proposer=proposer,
             timestamp_ms=info.time_ms,
             tx_count=len(txs),
+            receipt_count=result.receipt_count,
             tx_root=result.tx_root,
             receipt_root=result.receipt_root,
             state_digest=result.state_digest,
@@ -168,7 +169,7 @@ class LedgerShell:
         result = self._execute(info, txs)
         keep: list[Transaction] = []
         later: list[Transaction] = []
-        for tx, r in zip(txs, result.receipts, strict=True):
+        for tx, r in zip(txs, result.receipts[: len(txs)], strict=True):
             (keep if r.accepted or r.code not in RETRY_LATER_CODES else later).append(tx)
         deferred = tuple(later)
         if deferred:  # a rejected transaction changes nothing, but the roots must be exact

@@ -11,9 +11,17 @@ Key layout (all heights are 8-byte big-endian):
   m/head          {height, block_hash, accumulator} of the last committed block
                   (height 0 is the genesis block, whose parent is the zero hash)
   b/<h>           block (header + transactions)
-  r/<h>           receipts of block h, in transaction order
+  r/<h>           receipts of block h: one per transaction in order, then its
+                  end-of-block receipts (header.receipt_count in all)
   c/<h>           commit certificate of block h
-  x/<tx_id>       <h><position as 4 bytes> (the accepted inclusion if there is one)
+  x/<tx_id>       <h><position as 4 bytes> (the accepted inclusion if there is one);
+                  transactions only, never an end-of-block receipt
+  y/<receipt id>  <h><position as 4 bytes> of an end-of-block receipt
+  e/<statement_hash><h><receipt index 4><event index 2>
+                  every event that carries a `statement_hash` (a statement's close and
+                  payments), in chain order: what a statement proof is built from
+  v/<h>           the validator set block h (h >= 1) changed to (its header's
+                  validator_set_hash differs from its parent's)
   s/<key>         state value
 """
 
@@ -24,15 +32,25 @@ from dataclasses import dataclass
 
 from node.ledger import codec
 from node.ledger.block import ZERO_HASH, Block, Receipt, encode_receipts
-from node.ledger.certificate import CommitCertificate
+from node.ledger.certificate import CommitCertificate, ValidatorSet
 from node.ledger.errors import LedgerError
+from node.ledger.genesis import K_VALIDATORS
 from node.ledger.state import StateAccumulator
 from node.store.kv import KV, Op, StoreError
 
 SCHEMA_KEY = b"m/schema"
-SCHEMA_VERSION = b"alps-chain-store/1"
+SCHEMA_VERSION = b"alps-chain-store/2"
 HEAD_KEY = b"m/head"
 BLOCK, RECEIPTS, CERT, TXINDEX, STATE = b"b/", b"r/", b"c/", b"x/", b"s/"
+EVENTS, VALIDATOR_CHANGES, SYSTEM_RECEIPTS = b"e/", b"v/", b"y/"
+STATEMENT_EVENTS_MAX = 10_000  # events read for one statement (its close and payments)
+
+
+@dataclass(frozen=True, slots=True)
+class EventLocation:
+    height: int
+    receipt_index: int
+    event_index: int
 
 
 def height_key(prefix: bytes, height: int) -> bytes:
@@ -128,6 +146,43 @@ class ChainStore:
             return None
         return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
 
+    def receipt_location(self, receipt_id: bytes) -> tuple[int, int] | None:
+        """(height, position) of a transaction's receipt or of an end-of-block receipt."""
+        found = self.tx_location(receipt_id)
+        if found is not None:
+            return found
+        raw = self.kv.get(SYSTEM_RECEIPTS + receipt_id)
+        if raw is None:
+            return None
+        return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+
+    def statement_events(
+        self, statement_hash: bytes, limit: int = STATEMENT_EVENTS_MAX
+    ) -> list[EventLocation]:
+        """Where the events about a statement (by the hash of its closed record) are, in
+        chain order; at most `limit`."""
+        prefix = EVENTS + statement_hash
+        out: list[EventLocation] = []
+        for key, _ in self.kv.scan(prefix):
+            if len(out) == limit:
+                break
+            rest = key[len(prefix) :]
+            out.append(
+                EventLocation(
+                    int.from_bytes(rest[:8], "big"),
+                    int.from_bytes(rest[8:12], "big"),
+                    int.from_bytes(rest[12:14], "big"),
+                )
+            )
+        return out
+
+    def validator_changes(self) -> list[tuple[int, ValidatorSet]]:
+        """(height, new set) for every block that changed the validator set, in order."""
+        return [
+            (int.from_bytes(key[len(VALIDATOR_CHANGES) :], "big"), ValidatorSet.decode(value))
+            for key, value in self.kv.scan(VALIDATOR_CHANGES)
+        ]
+
     def block_heights(self) -> Iterator[int]:
         for key, _ in self.kv.scan(BLOCK):
             yield int.from_bytes(key[len(BLOCK) :], "big")
@@ -150,8 +205,10 @@ class ChainStore:
             raise StoreError("not_next", f"block {header.height}, expected {self.next_height}")
         if header.parent_hash != expected_parent:
             raise StoreError("wrong_parent", f"block {header.height} does not extend the head")
-        if len(receipts) != len(block.txs):
-            raise StoreError("receipts", "one receipt per transaction is required")
+        if len(receipts) != header.receipt_count or any(
+            r.tx_id != tx.tx_id for r, tx in zip(receipts, block.txs, strict=False)
+        ):
+            raise StoreError("receipts", "receipts are one per transaction, then end-of-block")
         if accumulator.digest() != header.state_digest:
             raise LedgerError("state_digest", "accumulator does not match the header")
         h = header.height
@@ -163,12 +220,17 @@ class ChainStore:
         if certificate is not None:
             ops.append((height_key(CERT, h), certificate.encode()))
         pos_prefix = h.to_bytes(8, "big")
-        for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+        tx_receipts = receipts[: header.tx_count]
+        for i, (tx, receipt) in enumerate(zip(block.txs, tx_receipts, strict=True)):
             # The index points at the inclusion that executed; a rejected re-inclusion of
             # an executed transaction (a replay) never hides it.
             tx_id = tx.tx_id
             if receipt.accepted or not self._executed(tx_id):
                 ops.append((TXINDEX + tx_id, pos_prefix + i.to_bytes(4, "big")))
+        for i in range(header.tx_count, header.receipt_count):
+            ops.append((SYSTEM_RECEIPTS + receipts[i].tx_id, pos_prefix + i.to_bytes(4, "big")))
+        ops.extend(_event_index(pos_prefix, receipts))
+        ops.extend(_validator_change(header.height, header.validator_set_hash, changes))
         for key, (_old, new) in changes.items():
             ops.append((STATE + key, new))
         head = Head(h, block_hash, accumulator)
@@ -190,3 +252,28 @@ class ChainStore:
 
     def close(self) -> None:
         self.kv.close()
+
+
+def _event_index(pos_prefix: bytes, receipts: Sequence[Receipt]) -> list[Op]:
+    ops: list[Op] = []
+    for r_index, receipt in enumerate(receipts):
+        for e_index, event in enumerate(receipt.events):
+            statement_hash = event.attrs.get("statement_hash")
+            if isinstance(statement_hash, bytes) and len(statement_hash) == 32:
+                position = r_index.to_bytes(4, "big") + e_index.to_bytes(2, "big")
+                ops.append((EVENTS + statement_hash + pos_prefix + position, b""))
+    return ops
+
+
+def _validator_change(
+    height: int,
+    validator_set_hash: bytes,
+    changes: Mapping[bytes, tuple[bytes | None, bytes | None]],
+) -> list[Op]:
+    change = changes.get(K_VALIDATORS)
+    if height == 0 or change is None or change[1] is None:
+        return []
+    new = change[1]
+    if ValidatorSet.decode(new).hash() != validator_set_hash:
+        raise LedgerError("validator_set", "state change does not match the header's set")
+    return [(height_key(VALIDATOR_CHANGES, height), new)]

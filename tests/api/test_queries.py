@@ -323,6 +323,8 @@ async def test_openapi_lists_every_route(client: httpx.AsyncClient) -> None:
         "/v1/licences/{licence_id}/accruals",
         "/v1/statements",
         "/v1/statements/{statement_id}",
+        "/v1/statements/{statement_id}/proof",
+        "/v1/validator-history",
         "/health",
         "/metrics",
     }

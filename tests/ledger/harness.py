@@ -110,6 +110,7 @@ class Harness:
             self.genesis.validators[0],
             self.time_ms,
             len(txs),
+            result.receipt_count,
             result.tx_root,
             result.receipt_root,
             result.state_digest,
