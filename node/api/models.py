@@ -125,6 +125,7 @@ class BlockOut(BaseModel):
     proposer: Hex
     timestamp_ms: int
     tx_count: int
+    receipt_count: int = Field(description="tx_count + end-of-block receipts")
     tx_root: Hex
     receipt_root: Hex
     state_digest: Hex
