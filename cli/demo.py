@@ -20,13 +20,10 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from types import FrameType
 
 import click
 
@@ -300,35 +297,6 @@ class Demo:
         )
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the demo like Ctrl-C does."""
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def uninterruptible() -> Iterator[None]:
-    """While stopping, a second Ctrl-C only says to wait (the stop is bounded anyway)."""
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        click.echo("stopping, please wait ...", err=True)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
 def run_demo(
     directory: pathlib.Path,
     period: str | None,
@@ -344,7 +312,7 @@ def run_demo(
         if state is None:
             state = DemoState(period or "min1", agents or len(web.GATEWAYS), rate or 3.0)
             save_state(directory, state)
-        elif (period, agents, rate) != (None, None, None) and state.deployed:
+        elif (period, agents, rate) != (None, None, None):
             click.echo(
                 f"note: resuming the existing demo in {directory} with its own settings "
                 f"(period {state.period}, {state.agents} agents, rate {state.rate_per_s}/s)",
@@ -360,8 +328,9 @@ def run_demo(
             + f" the demo consortium in {directory} (chain {CHAIN_ID}, periods {state.period})"
         )
         last: Snapshot | None = None
-        try:
-            with sigterm_as_interrupt():
+        stops = demo.supervisor.stops
+        with stops.installed():
+            try:
                 click.echo(
                     f"starting {VALIDATORS} validator nodes (logs: {directory}/node-<i>/node.log)"
                 )
@@ -375,12 +344,12 @@ def run_demo(
                 for command in demo.commands(None):
                     click.echo(f"  {command}")
                 last = demo.watch(agents_running, duration_s)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            with uninterruptible():
+            except KeyboardInterrupt:
+                pass
+            finally:
+                stops.stopping = True  # from here on a signal only says to wait
                 stop_all(demo)
-        click.echo("explore and verify (start the nodes again with: make demo):")
+        click.echo("explore and verify (run the demo again first: make demo):")
         for command in demo.commands(last):
             click.echo(f"  {command}")
 

@@ -166,18 +166,63 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+class StopRequests:
+    """The first SIGINT/SIGTERM becomes a KeyboardInterrupt (inside `deferred()`, once the
+    section ends, so a child is never started untracked); later ones only say to wait,
+    so nothing interrupts the stopping itself (which is bounded)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = False
+        self.stopping = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            click.echo("stopping, please wait ...", err=True)
+            return
+        self.stopping = True
+        if self.depth:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle SIGINT and SIGTERM (even if SIGINT was ignored, as a shell does for
+        background jobs) until the block ends."""
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.signal(s, self.handler) for s in signals}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+
 @dataclass
 class Supervisor:
     """The children of this demo, started in their own sessions, stopped in order."""
 
     cwd: pathlib.Path
     env: dict[str, str]
+    stops: StopRequests = field(default_factory=StopRequests)
     children: list[Child] = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], log_path: pathlib.Path) -> Child:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log: IO[bytes]
-        with open(log_path, "ab") as log:
+        with self.stops.deferred(), open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 argv,
                 cwd=self.cwd,
@@ -187,8 +232,8 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        child = Child(name, popen, log_path)
-        self.children.append(child)
+            child = Child(name, popen, log_path)
+            self.children.append(child)
         return child
 
     def stop(self, group: list[Child], timeout_s: float) -> list[str]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import pathlib
+import signal
 import socket
 import sys
 import threading
@@ -21,7 +23,7 @@ import pytest
 from cli import web
 from cli.demo import DemoState, check_ports, ensure_testnet, load_state, node_configs, save_state
 from cli.demo_deploy import agent_config, agent_specs, send_stage, sign_plan
-from cli.demo_procs import DemoError, Supervisor, free_block, locked, port_free
+from cli.demo_procs import DemoError, StopRequests, Supervisor, free_block, locked, port_free
 from cli.demo_view import LicenceView, Snapshot, money, one_line, render
 from cli.testnet import LICENSING_WEB
 from device_agent.config import from_dict
@@ -276,3 +278,21 @@ def test_money_and_summary_lines() -> None:
     assert lines[-1] == "OEM balance (USD): 6.00"
     line = one_line(snap, 4, 5)
     assert "height=42" in line and "agents=4/5" in line and "CODEC=1.50" in line
+
+
+def test_a_stop_request_waits_for_a_child_start_and_later_ones_only_say_wait(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stops = StopRequests()
+    reached = False
+    with stops.installed():
+        with pytest.raises(KeyboardInterrupt):
+            with stops.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)  # the handler ran: nothing raised inside the section
+                reached = True
+        assert reached and stops.stopping
+        os.kill(os.getpid(), signal.SIGTERM)  # while stopping: a message, no exception
+        time.sleep(0.1)
+    assert "stopping, please wait" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is not stops.handler  # restored

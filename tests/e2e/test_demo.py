@@ -259,7 +259,7 @@ def run_walkthrough(commands: list[list[str]]) -> list[str]:
         )
         text = (done.stdout + done.stderr).decode(errors="replace")
         if done.returncode == 2 and "No such command" in text:
-            missing.append(" ".join(argv[3:5]))
+            missing.append(" ".join(a for a in argv[3:5] if not a.startswith("-")))
             continue
         assert done.returncode == 0, (argv, text[-1500:])
     return missing
