@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit bench clean
+.PHONY: install test lint typecheck unit bench demo clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# A local 4-validator consortium running the licensing web with simulated devices, in
+# .demo/ (Ctrl-C stops it; running it again resumes the same chain; rm -rf .demo resets).
+demo: $(STAMP)
+	$(PY) -m cli demo --dir .demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

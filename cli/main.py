@@ -146,6 +146,7 @@ def node_start(home: pathlib.Path) -> None:
 alps.add_command(genesis)
 alps.add_command(testnet)
 alps.add_command(importlib.import_module("cli.verify").verify)
+alps.add_command(importlib.import_module("cli.demo").demo)  # alps demo (cli/demo.py)
 
 
 def main() -> None:

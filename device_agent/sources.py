@@ -112,12 +112,23 @@ def apply_updates(registers: dict[str, int], updates: list[Update], log: Logger)
 
 
 class SimulatedSource:
-    """`rate_per_s` units per second on average, +-`jitter` (fraction), seeded."""
+    """`rate_per_s` units per second on average, +-`jitter` (fraction), seeded.
 
-    def __init__(self, rate_per_s: float, jitter: float, metric: str, seed: int) -> None:
+    `per_unit` adds registers that grow with each unit, e.g. {"net_sales": 8000}: every
+    unit also adds 8000 to `net_sales` (a product sold at 80.00)."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        jitter: float,
+        metric: str,
+        seed: int,
+        per_unit: dict[str, int] | None = None,
+    ) -> None:
         self.rate_per_s = rate_per_s
         self.jitter = jitter
         self.metric = metric
+        self.per_unit = dict(per_unit or {})
         self._rng = random.Random(seed)
         self._last_s: float | None = None
         self._carry = 0.0
@@ -131,7 +142,10 @@ class SimulatedSource:
         self._carry += self.rate_per_s * elapsed * factor
         whole = int(self._carry)
         self._carry -= whole
-        return [Update(self.metric, whole, False)] if whole > 0 else []
+        if whole <= 0:
+            return []
+        extra = [Update(m, whole * v, False) for m, v in sorted(self.per_unit.items())]
+        return [Update(self.metric, whole, False), *extra]
 
     def close(self) -> None:
         pass
@@ -242,6 +256,24 @@ class LineSource:
             self._server.server_close()
 
 
+def _per_unit(value: Any) -> dict[str, int]:
+    ok = (
+        isinstance(value, dict)
+        and len(value) < MAX_METRICS
+        and all(
+            isinstance(m, str)
+            and METRIC_RE.match(m)
+            and isinstance(v, int)
+            and not isinstance(v, bool)
+            and 0 <= v <= MAX_REGISTER
+            for m, v in value.items()
+        )
+    )
+    if not ok:
+        raise ConfigError("bad_value", "source.per_unit must map metric names to integers >= 0")
+    return dict(value)
+
+
 def build_source(cfg: SourceConfig, base_dir: pathlib.Path, log: Logger) -> Source:
     p = cfg.params
     try:
@@ -251,6 +283,7 @@ def build_source(cfg: SourceConfig, base_dir: pathlib.Path, log: Logger) -> Sour
                 float(p.get("jitter", 0.0)),
                 str(p.get("metric", "units")),
                 int(p.get("seed", 0)),
+                _per_unit(p.get("per_unit", {})),
             )
         if cfg.kind == "counter_file":
             return CounterFileSource(base_dir / str(p["path"]), log)

@@ -3,7 +3,13 @@
 Rule kept here: every replica maps a block timestamp to the same reporting period.
 Day numbers count days since 1970-01-01 (the proleptic Gregorian calendar), converted with
 Howard Hinnant's `days_from_civil` / `civil_from_days` algorithms. Periods are calendar
-months, quarters or years in UTC, identified as "2026-03", "2026-Q1" or "2026".
+months, quarters or years in UTC, identified as "2026-03", "2026-Q1" or "2026", or short
+fixed-length periods for demonstrations and tests ("hour", "min15", "min5", "min1"),
+aligned to the Unix epoch and identified by their UTC start, "2026-03-05T14:05".
+
+A contract year is twelve months; for a short kind it is twelve periods (one period
+stands in for a month), so caps and minimum guarantees work on a compressed calendar:
+a "min1" licence's contract year is twelve minutes.
 """
 
 from __future__ import annotations
@@ -11,7 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MS_PER_DAY = 86_400_000
-PERIOD_KINDS = ("month", "quarter", "year")
+MS_PER_MINUTE = 60_000
+CALENDAR_KINDS = ("month", "quarter", "year")
+SHORT_PERIOD_MS = {
+    "hour": 60 * MS_PER_MINUTE,
+    "min15": 15 * MS_PER_MINUTE,
+    "min5": 5 * MS_PER_MINUTE,
+    "min1": MS_PER_MINUTE,
+}
+PERIOD_KINDS = CALENDAR_KINDS + tuple(SHORT_PERIOD_MS)
+UNITS_PER_CONTRACT_YEAR = 12  # months, or periods of a short kind
 
 
 def days_from_civil(year: int, month: int, day: int) -> int:
@@ -52,12 +67,15 @@ class Period:
 
     @property
     def is_year_end(self) -> bool:
-        _, month, _ = civil_from_days(self.end_ms // MS_PER_DAY)
-        return month == 1
+        """The period ends a calendar year (it ends at 1 January, 00:00 UTC)."""
+        _, month, day = civil_from_days(self.end_ms // MS_PER_DAY)
+        return self.end_ms % MS_PER_DAY == 0 and (month, day) == (1, 1)
 
 
 def period_of(kind: str, ms: int) -> Period:
-    """The calendar period of `kind` that contains the instant `ms`."""
+    """The period of `kind` that contains the instant `ms`."""
+    if kind in SHORT_PERIOD_MS:
+        return _short_period(kind, ms)
     year, month, _ = civil_from_days(ms // MS_PER_DAY)
     if kind == "month":
         first, months, label = month, 1, f"{year:04d}-{month:02d}"
@@ -72,6 +90,16 @@ def period_of(kind: str, ms: int) -> Period:
     return Period(kind, label, year, ms_of_date(year, first, 1), ms_of_date(end_year, end_month, 1))
 
 
+def _short_period(kind: str, ms: int) -> Period:
+    length = SHORT_PERIOD_MS[kind]
+    start = ms - ms % length
+    days, in_day = divmod(start, MS_PER_DAY)
+    year, month, day = civil_from_days(days)
+    hour, minute = divmod(in_day // MS_PER_MINUTE, 60)
+    label = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}"
+    return Period(kind, label, year, start, start + length)
+
+
 def next_period(period: Period) -> Period:
     return period_of(period.kind, period.end_ms)
 
@@ -82,6 +110,14 @@ def month_index(ms: int) -> int:
     return 12 * year + month - 1
 
 
+def year_unit_index(kind: str, ms: int) -> int:
+    """The index of the contract-year unit containing `ms`: months since 1970-01 for the
+    calendar kinds, periods since the epoch for the short kinds."""
+    if kind in SHORT_PERIOD_MS:
+        return ms // SHORT_PERIOD_MS[kind]
+    return month_index(ms)
+
+
 @dataclass(frozen=True, slots=True)
 class ContractYear:
     """Which contract year (1, 2, ...) a period falls in, and whether it ends that year.
@@ -89,7 +125,8 @@ class ContractYear:
     Contract years run twelve months from the start of the licence's first reporting
     period (`anchor_ms`, a period start); period boundaries of one kind are month starts
     twelve months apart, so a period never straddles two contract years. A licence that
-    starts on 1 January has calendar years as contract years.
+    starts on 1 January has calendar years as contract years. For a short kind, twelve
+    periods make a contract year.
     """
 
     number: int
@@ -97,8 +134,10 @@ class ContractYear:
 
 
 def contract_year(anchor_ms: int, period: Period) -> ContractYear:
-    start = month_index(period.start_ms) - month_index(anchor_ms)
-    end = month_index(period.end_ms) - month_index(anchor_ms)
+    anchor = year_unit_index(period.kind, anchor_ms)
+    start = year_unit_index(period.kind, period.start_ms) - anchor
+    end = year_unit_index(period.kind, period.end_ms) - anchor
     if start < 0:
         raise ValueError("period before the licence's first period")
-    return ContractYear(start // 12 + 1, end % 12 == 0)
+    units = UNITS_PER_CONTRACT_YEAR
+    return ContractYear(start // units + 1, end % units == 0)

@@ -8,7 +8,8 @@ Rules kept here:
   annual guarantee true-up at contract-year end, advance recoupment, and the one-time
   upfront fee and advance billed with the first statement. "Annual" means the contract
   year: twelve months from the start of the licence's first reporting period (calendar.
-  contract_year), so a licence signed on 1 April trues up its minimum each 31 March.
+  contract_year), so a licence signed on 1 April trues up its minimum each 31 March; for
+  the short period kinds (calendar.SHORT_PERIOD_MS) it is twelve periods.
 - The terms applied are the version in force at the period's start; the rule and VM
   versions used are recorded, so anyone can recompute the statement.
 - On the due date, the statement is paid from the licensee's account as far as the

@@ -87,6 +87,8 @@ def start(config: pathlib.Path) -> subprocess.Popen[bytes]:
 
 
 def outbox_rows(state: pathlib.Path) -> dict[int, bytes]:
+    if not (state / "outbox.sqlite").exists():
+        return {}  # killed before it created its outbox (a loaded machine starts slowly)
     db = sqlite3.connect(f"file:{state / 'outbox.sqlite'}?mode=ro", uri=True)
     try:
         return {seq: bytes(tx_id) for seq, tx_id in db.execute("SELECT seq, tx_id FROM outbox")}

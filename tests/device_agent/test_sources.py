@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from device_agent.config import SourceConfig
+from device_agent.errors import ConfigError
 from device_agent.log import Logger
 from device_agent.sources import (
     BadInput,
@@ -20,6 +22,7 @@ from device_agent.sources import (
     SimulatedSource,
     Update,
     apply_updates,
+    build_source,
     parse_text,
 )
 
@@ -61,6 +64,27 @@ def test_simulated_source_is_seeded() -> None:
     assert run(1) == run(1)
     total = sum(u.value for batch in run(1) for u in batch)
     assert 100 <= total <= 300  # 1.9 s at 100/s, jitter +-50%
+
+
+def test_simulated_source_grows_per_unit_registers_with_each_unit() -> None:
+    src = SimulatedSource(50.0, 0.3, "units", 7, {"net_sales": 8000, "hours": 2})
+    batches = [src.poll(i * 0.2) for i in range(30)]
+    regs = fold(batches)
+    assert regs["units"] > 0
+    assert regs["net_sales"] == 8000 * regs["units"] and regs["hours"] == 2 * regs["units"]
+
+
+def fold(batches: list[list[Update]]) -> dict[str, int]:
+    regs: dict[str, int] = {}
+    for batch in batches:
+        regs = apply_updates(regs, batch, QUIET)
+    return regs
+
+
+def test_simulated_source_refuses_bad_per_unit_registers() -> None:
+    for bad in ({"Net Sales": 1}, {"net_sales": -1}, {"net_sales": "8000"}, [1]):
+        with pytest.raises(ConfigError):
+            build_source(SourceConfig("simulated", {"per_unit": bad}), pathlib.Path("."), QUIET)
 
 
 def test_counter_file_source(tmp_path: pathlib.Path) -> None:

@@ -2,33 +2,23 @@
 of usage from several production-line gateways, four quarters closed and settled. Every
 statement and balance is checked against figures computed here with plain arithmetic
 (fractions and hand-written tiers), not with the ledger's own code. The licences run the
-VM's rule library in the ledger convention (contracts_vm.rules.LEDGER_RULES)."""
+VM's rule library in the ledger convention (contracts_vm.rules.LEDGER_RULES); the web's
+terms and deploying transactions are cli/web.py's, the same ones `alps demo` sends."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-from contracts_vm.rules import LEDGER_RULES
+from cli import web
 from node.ledger import crypto
 from node.ledger.calendar import ms_of_date
-from node.ledger.model import Account, PoolShare, Statement, k_account, k_statement
+from node.ledger.model import Account, Statement, k_account, k_statement
 from tests.ledger.harness import Harness
-from tests.ledger.test_ledger_flows import terms
 
-MEMBERS = {
-    "oem": ("licensee",),
-    "codec": ("licensor",),
-    "radio-pool": ("pool",),
-    "r1": ("licensor",),
-    "r2": ("licensor",),
-    "r3": ("licensor",),
-    "osv": ("licensee", "licensor"),
-    "gfx": ("licensor",),
-    "bank": ("bank",),
-}
-PATENTS = {"r1": 10, "r2": 7, "r3": 3}
-PRICE = {"cam-1": 8_000, "hub-1": 4_500}  # net sales price per unit, USD cents
-GATEWAYS = [("cam-1", "DE"), ("cam-1", "US"), ("cam-1", "JP"), ("hub-1", "DE"), ("hub-1", "US")]
+MEMBERS = web.MEMBER_ROLES
+PATENTS = web.PATENTS
+PRICE = web.PRICE
+GATEWAYS = web.GATEWAYS
 OS_MINIMUM_ANNUAL = 20_000_000  # USD 200,000.00: above the year's 2% of sales, so Q4 trues up
 QUARTER_ENDS = [ms_of_date(2026, m, 1) for m in (4, 7, 10)] + [ms_of_date(2027, 1, 1)]
 
@@ -87,75 +77,12 @@ def expected() -> dict[str, list[int]]:
 def build() -> Harness:
     t0 = ms_of_date(2026, 1, 1)
     h = Harness(MEMBERS, t0)
-    for rule in ("tiered_with_cap", "per_unit", "percent_of_net_sales"):
-        h.tx("codec", "rule.deploy", {"source": LEDGER_RULES[rule]})
-    h.ok()
-    base = dict(licensee=h.key["oem"], currency="USD", territories=())
-    licences = [
-        (
-            "codec",
-            terms(
-                h,
-                "CODEC",
-                LEDGER_RULES["tiered_with_cap"],
-                {"tiers": [[1_000, 0], [20_000, 50], [None, 25]], "annual_cap": None},
-                licensor=h.key["codec"],
-                skus=("cam-1",),
-                **base,
-            ),
-        ),
-        (
-            "radio-pool",
-            terms(
-                h,
-                "RADIO",
-                LEDGER_RULES["per_unit"],
-                {"fee_per_unit": 120},
-                licensor=h.key["radio-pool"],
-                skus=("cam-1", "hub-1"),
-                pool=tuple(PoolShare(h.key[n], w) for n, w in PATENTS.items()),
-                **base,
-            ),
-        ),
-        (
-            "gfx",
-            terms(
-                h,
-                "GFX-OS",
-                LEDGER_RULES["per_unit"],
-                {"fee_per_unit": 0},
-                licensor=h.key["gfx"],
-                licensee=h.key["osv"],
-                skus=("os-image",),
-                currency="USD",
-            ),
-        ),
-    ]
-    for proposer, t in licences:
-        h.tx(proposer, "licence.propose", {"terms": t.to_value()})
-    h.ok()
-    for _proposer, t in licences:
-        cosigner = "osv" if t.licence_id == "GFX-OS" else "oem"
-        h.tx(cosigner, "licence.sign", {"licence_id": t.licence_id, "terms_hash": t.terms_hash()})
-    h.ok()
-    os_terms = terms(
-        h,
-        "OS",
-        LEDGER_RULES["percent_of_net_sales"],
-        {"rate_bp": 200, "sublicense_rate_bp": 0},
-        licensor=h.key["osv"],
-        skus=("cam-1", "hub-1"),
-        minimum_annual=OS_MINIMUM_ANNUAL,
-        upstream_licence="GFX-OS",
-        passthrough_bps=1_500,
-        **base,
-    )
-    h.tx("osv", "licence.propose", {"terms": os_terms.to_value()})
-    h.ok()
-    h.tx("oem", "licence.sign", {"licence_id": "OS", "terms_hash": os_terms.terms_hash()})
-    h.tx("oem", "bom.set", {"sku": "cam-1", "licences": ["CODEC", "RADIO", "OS"]})
-    h.tx("oem", "bom.set", {"sku": "hub-1", "licences": ["RADIO", "OS"]})
-    h.ok()
+    shape = web.WebShape(start_ms=t0, end_ms=ms_of_date(2028, 1, 1))
+    assert shape.os_minimum_annual == OS_MINIMUM_ANNUAL
+    for stage in web.deployment(h.key, shape):
+        for step in stage:
+            h.tx(step.signer, step.tx_type, step.body)
+        h.ok()
     return h
 
 
