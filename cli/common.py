@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import pathlib
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -127,7 +128,7 @@ def submit_and_report(
 ) -> Outcome:
     sub = submitter(node_url, timeout, key_file)
     with sub.client:
-        if wait_s > 0:
+        if wait_s > 0 and sys.stderr.isatty():  # progress for people; errors stay one line
             click.echo(f"submitting {tx_type}, waiting up to {wait_s:g} s to commit...", err=True)
         return report(sub.submit(tx_type, body, wait_s), wait_s)
 
