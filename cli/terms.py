@@ -202,14 +202,14 @@ class _Builder:
             return {}
         return dict(value)
 
-    def _key(self, v: dict[str, Any], name: str) -> bytes:
-        value = v.get(name)
+    def _key(self, v: dict[str, Any], name: str, where: str = "") -> bytes:
+        value, where = v.get(name), where or name
         if not isinstance(value, str):
             if value is not None:
-                self.bad(name, "expected a member name or a 64-hex public key")
+                self.bad(where, "expected a member name or a 64-hex public key")
             return b""
         try:
-            return self.resolve(value, name)
+            return self.resolve(value, where)
         except ValueError as exc:
             self.problems.append(str(exc))
             return b""
@@ -247,7 +247,7 @@ class _Builder:
             if not isinstance(item, dict) or set(item) != {"licensor", "weight"}:
                 self.bad(where, "expected exactly {licensor, weight}")
                 continue
-            key = self._key(item, f"{where}.licensor")
+            key = self._key(item, "licensor", f"{where}.licensor")
             weight = item["weight"]
             if type(weight) is not int or weight <= 0:
                 self.bad(f"{where}.weight", "expected a whole number > 0")

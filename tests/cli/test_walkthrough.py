@@ -35,7 +35,7 @@ DEPOSIT = 100_000
 POLL_S = 0.1
 DEADLINE_S = 30.0
 
-TERMS = """
+TERMS = f"""
 licence_id = "CAM"
 licensor = "codec"
 licensee = "oem"
@@ -45,11 +45,11 @@ period = "month"
 start = 2026-01-01
 end = "2027-01-01"
 rule = "per_unit"
-rule_params = { fee_per_unit = %d }
+rule_params = {{ fee_per_unit = {FEE} }}
 payment_due_days = 10
 late_interest_bps = 800
 legal_text = "agreement.txt"
-""" % FEE
+"""
 
 
 @dataclass
@@ -269,8 +269,14 @@ def test_bad_terms_file_names_every_bad_field_and_submits_nothing(
     )
     result = run("licence", "propose", bad, "--node", w.url, "--key", w.keys["codec"])
     line = one_line_error(result)
-    for field in ("colour: unknown field", "licensor: no member named 'nobody'", "period:",
-                  "start:", "legal_text_hash:", "upfront_fee:"):
+    for field in (
+        "colour: unknown field",
+        "licensor: no member named 'nobody'",
+        "period:",
+        "start:",
+        "legal_text_hash:",
+        "upfront_fee:",
+    ):
         assert field in line, (field, line)
     assert alps_json(w, "licence", "list")["licences"] == before
     not_toml = tmp_path / "x.toml"
@@ -282,7 +288,9 @@ def test_bad_terms_file_names_every_bad_field_and_submits_nothing(
 
 def test_unknown_licence_and_statement(world: World) -> None:
     w = world
-    assert "unknown licence 'NOPE'" in one_line_error(run("licence", "show", "NOPE", "--node", w.url))
+    assert "unknown licence 'NOPE'" in one_line_error(
+        run("licence", "show", "NOPE", "--node", w.url)
+    )
     result = run("licence", "sign", "NOPE", "--node", w.url, "--key", w.keys["oem"])
     assert "unknown licence" in one_line_error(result)
     assert "unknown statement" in one_line_error(
@@ -294,16 +302,16 @@ def test_unknown_licence_and_statement(world: World) -> None:
 def test_signature_refused_is_one_line(world: World) -> None:
     """A key that is no member, and a transaction whose signature does not verify."""
     w = world
-    result = run("rule", "deploy", "--library", "per_unit", "--node", w.url,
-                 "--key", w.keys["stranger"])
+    result = run(
+        "rule", "deploy", "--library", "per_unit", "--node", w.url, "--key", w.keys["stranger"]
+    )
     assert "is not a member of chain" in one_line_error(result)
     from cli.client import NodeClient, submit_tx
     from node.ledger.tx import make_tx
 
     signer = crypto.Signer(seed("codec"))
     good = make_tx(signer, CHAIN, "rule.deploy", {"source": "x"}, 99)
-    forged = type(good)(good.chain_id, good.tx_type, good.body, good.signer, good.nonce,
-                        bytes(64))
+    forged = type(good)(good.chain_id, good.tx_type, good.body, good.signer, good.nonce, bytes(64))
     with NodeClient(w.url) as client:
         outcome = submit_tx(client, forged, 0)
     assert outcome.status == "rejected" and outcome.code == "bad_signature"
