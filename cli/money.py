@@ -352,40 +352,25 @@ CSV_HEADER = (
 def statement_export(
     statement_id: str, csv_file: pathlib.Path, node_url: str, timeout: float
 ) -> None:
-    """Export a statement's line items as CSV (amounts in minor units), with a total row."""
+    """Export a statement as CSV (amounts in minor units): one row per line item, then
+    `total` (as closed), and when disputes changed it `adjustment` and `payable`."""
     with connect(node_url, timeout) as client:
         s = fetch_statement(client, statement_id)
+    head = (s["statement_id"], s["licence_id"], s["period_id"], s["currency"])
     rows: list[tuple[Any, ...]] = [
-        (
-            s["statement_id"],
-            s["licence_id"],
-            s["period_id"],
-            s["currency"],
-            i,
-            li["label"],
-            li["amount"],
-            "yes" if li["disputed"] else "no",
-        )
+        (*head, i, li["label"], li["amount"], "yes" if li["disputed"] else "no")
         for i, li in enumerate(s["lines"])
     ]
-    rows.append(
-        (
-            s["statement_id"],
-            s["licence_id"],
-            s["period_id"],
-            s["currency"],
-            "total",
-            "total",
-            s["total"],
-            "",
-        )
-    )
+    rows.append((*head, "total", "total", s["total"], ""))
+    if s["adjustment"]:
+        rows.append((*head, "adjustment", "dispute resolutions", s["adjustment"], ""))
+        rows.append((*head, "payable", "payable total", s["payable_total"], ""))
     if str(csv_file) == "-":
         _write_csv(sys.stdout, rows)
         return
     with csv_file.open("w", newline="", encoding="utf-8") as f:
         _write_csv(f, rows)
-    click.echo(f"wrote {len(rows) - 1} line items of {statement_id} to {csv_file}", err=True)
+    click.echo(f"wrote {len(s['lines'])} line items of {statement_id} to {csv_file}", err=True)
 
 
 def _write_csv(stream: Any, rows: list[tuple[Any, ...]]) -> None:

@@ -32,6 +32,7 @@ from tests.cli.live import CHAIN, Clock, LiveCluster, seed, serve_in_thread, tam
 FEE = 120  # USD cents per unit
 UNITS = (100, 250)  # cumulative registers of the device's two reports
 DEPOSIT = 100_000
+RETURNED = 30  # units the parties agree were returned (dispute resolution)
 POLL_S = 0.1
 DEADLINE_S = 30.0
 
@@ -169,12 +170,33 @@ def test_walkthrough_from_rule_to_audited_payment(world: World) -> None:
         "January's statement", lambda: alps_json(w, "statements", "--licence", "CAM")["statements"]
     )
     (stmt,) = listed
-    due = UNITS[-1] * FEE
-    assert stmt["statement_id"] == "CAM@2026-01" and stmt["total"] == due
-    assert stmt["principal_outstanding"] == due and stmt["status"] == "open"
+    closed = UNITS[-1] * FEE
+    assert stmt["statement_id"] == "CAM@2026-01" and stmt["total"] == closed
+    assert stmt["principal_outstanding"] == closed and stmt["status"] == "open"
     balance = alps_json(w, "balance", "oem")
     assert [s["statement_id"] for s in balance["payable"]] == ["CAM@2026-01"]
     assert balance["receivable"] == []
+    # the licensee disputes the line; both parties agree on less
+    (w.tmp / "evidence.txt").write_text("30 units were returned\n")
+    signed(
+        w,
+        "oem",
+        "statement",
+        "dispute",
+        "CAM@2026-01",
+        "--line",
+        "0",
+        "--evidence",
+        w.tmp / "evidence.txt",
+    )
+    disputed = alps_json(w, "statement", "show", "CAM@2026-01")
+    assert disputed["status"] == "disputed" and disputed["disputed_amount"] == closed
+    assert disputed["principal_outstanding"] == 0 and disputed["lines"][0]["disputed"]
+    due = closed - RETURNED * FEE
+    for party in ("oem", "codec"):
+        signed(w, party, "statement", "resolve", "CAM@2026-01", "--line", "0", "--amount", str(due))
+    resolved = alps_json(w, "statement", "show", "CAM@2026-01")
+    assert resolved["adjustment"] == due - closed and resolved["principal_outstanding"] == due
     pay = signed(w, "oem", "statement", "pay", "CAM@2026-01")
     assert "statement.pay committed" in pay
     paid = alps_json(w, "statement", "show", "CAM@2026-01")
@@ -187,9 +209,34 @@ def test_walkthrough_from_rule_to_audited_payment(world: World) -> None:
     assert "units x fee" in shown_text and "300.00 USD" in shown_text
     csv_file = w.tmp / "cam-jan.csv"
     ok("statement", "export", "CAM@2026-01", "--csv", csv_file, "--node", w.url)
-    rows = list(csv.DictReader(csv_file.open()))
-    assert [r["label"] for r in rows] == [li["label"] for li in paid["lines"]] + ["total"]
-    assert sum(int(r["amount"]) for r in rows[:-1]) == int(rows[-1]["amount"]) == due
+    rows = {r["line"]: r for r in csv.DictReader(csv_file.open())}
+    assert [rows[str(i)]["label"] for i in range(len(paid["lines"]))] == [
+        li["label"] for li in paid["lines"]
+    ]
+    line_sum = sum(int(rows[str(i)]["amount"]) for i in range(len(paid["lines"])))
+    assert line_sum == int(rows["total"]["amount"]) == closed
+    assert closed + int(rows["adjustment"]["amount"]) == int(rows["payable"]["amount"]) == due
+
+    # -- later: an amendment, a withdrawal, a revoked device, a termination -----------------
+    (w.tmp / "terms-2.toml").write_text(TERMS.replace(f"= {FEE} }}", f"= {FEE + 30} }}"))
+    signed(
+        w, "codec", "licence", "amend", "CAM", w.tmp / "terms-2.toml", "--from-period", "2026-03"
+    )
+    pending = alps_json(w, "licence", "show", "CAM")["pending"]
+    assert pending["effective_ms"] == ms_of_date(2026, 3, 1)
+    signed(w, "oem", "licence", "sign", "CAM")
+    versions = alps_json(w, "licence", "show", "CAM")["versions"]
+    assert [v["terms"]["rule_params"]["fee_per_unit"] for v in versions] == [FEE, FEE + 30]
+    out = signed(w, "codec", "withdraw", "--amount", "5000", "--currency", "USD", "--id", "w1")
+    assert "withdrawal id: w1" in out
+    signed(w, "bank", "withdraw", "ack", "w1")
+    assert alps_json(w, "account", "codec")["balances"] == [
+        {"currency": "USD", "balance": due - 5000}
+    ]
+    signed(w, "oem", "device", "revoke", device.public_key.hex())
+    assert alps_json(w, "device", "show", device.public_key.hex())["revoked"]
+    signed(w, "oem", "licence", "terminate", "CAM", "--at", "2026-06-01")
+    assert alps_json(w, "licence", "show", "CAM")["terminated_ms"] == ms_of_date(2026, 6, 1)
 
     # -- ledger views -------------------------------------------------------------------------
     tx_id = pay.split("(tx ")[1].rstrip(")\n")
@@ -201,6 +248,23 @@ def test_walkthrough_from_rule_to_audited_payment(world: World) -> None:
     block = alps_json(w, "block", str(found["height"]))
     assert tx_id in block["tx_ids"] and block["certified"]
     assert alps_json(w, "block", "latest")["height"] >= found["height"]
+
+    # -- every read command also prints a readable table --------------------------------------
+    h = str(found["height"])
+    tables = {
+        ("statements",): "CAM@2026-01",
+        ("balance", "oem"): "outstanding statements, payable",
+        ("block", h): tx_id,
+        ("tx", tx_id): "statement_payment",
+        ("receipts", h): tx_id,
+        ("account", "codec"): "USD",
+        ("device", "show", device.public_key.hex()): "revoked    yes",
+        ("node", "status"): CHAIN,
+        ("licence", "show", "CAM"): "terminated",
+    }
+    for args, expected in tables.items():
+        text = ok(*args, "--node", w.url)
+        assert expected in text, (args, text)
 
     # -- the audit replays everything from genesis.json ------------------------------------------
     result = run("audit", "--genesis", w.genesis_file, "--node", w.url, "-o", "json")
