@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import platform
 
-MODULES = ["bench.foundation", "bench.pipeline", "bench.vm", "bench.agent", "bench.api"]
+MODULES = [
+    "bench.foundation",
+    "bench.pipeline",
+    "bench.vm",
+    "bench.agent",
+    "bench.api",
+    "bench.p2p",
+]
 
 
 def main() -> None:

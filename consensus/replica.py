@@ -26,6 +26,7 @@ from consensus.catchup import CatchUp
 from consensus.errors import InvariantError, UsageError
 from consensus.messages import (
     COMMIT,
+    NEW_VIEW,
     NULL_DIGEST,
     PRE_PREPARE,
     PREPARE,
@@ -99,7 +100,10 @@ class Replica(CatchUp):
         except LedgerError as exc:
             self._report(sender, "malformed", exc.code)
             return
-        if env.sender != sender:
+        # A NEW-VIEW is self-certifying (signed by the new primary, carrying 2f+1 signed
+        # VIEW-CHANGEs), so a replica may relay it to a lagging peer (§4.4); every other
+        # message must come from its signer.
+        if env.sender != sender and env.kind != NEW_VIEW:
             self._report(sender, "sender_mismatch")
             return
         if not self._known_sender(sender):

@@ -41,7 +41,7 @@ def settings_from(config: NodeConfig) -> Settings:
 
 async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     from node.api.serve import serve_api
-    from node.p2p.host import open_libp2p_network  # type: ignore[import-not-found]
+    from node.p2p.host import open_libp2p_network
 
     signer = load_signer(config.key_path)
     genesis = load_genesis(config)

@@ -48,9 +48,7 @@ class TextFormatter(logging.Formatter):
         return base
 
 
-def setup_logging(
-    fmt: str = "text", level: str = "info", stream: TextIO | None = None
-) -> None:
+def setup_logging(fmt: str = "text", level: str = "info", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -7,7 +7,8 @@ Rules kept here:
   verifies before `add`), so the proposer never verifies twice.
 - FIFO: a block takes the oldest transactions first, which keeps one signer's nonces in
   the order they were submitted. A transaction the proposer deferred (nonce not yet
-  reachable) goes back to the end; after `deferrals_max` deferrals it is dropped.
+  reachable) goes back to the end; after `deferrals_max` deferrals it is dropped, and
+  anything older than the node's TTL is dropped on every node (`expire`).
 - No I/O and no clock of its own: entry times are passed in (for the commit-latency
   metric).
 """
@@ -81,6 +82,15 @@ class Mempool:
                 self.dropped += 1
                 continue
             self._entries[tx_id] = entry
+
+    def expire(self, now_ns: int, ttl_ns: int) -> int:
+        """Drop transactions waiting longer than `ttl_ns` (e.g. a nonce gap that never
+        fills: the primary defers it, the other validators only ever see it wait)."""
+        old = [tx_id for tx_id, e in self._entries.items() if now_ns - e.entered_ns > ttl_ns]
+        for tx_id in old:
+            del self._entries[tx_id]
+        self.dropped += len(old)
+        return len(old)
 
     def remove(self, tx_ids: Iterable[bytes]) -> list[Entry]:
         """Forget committed transactions; returns their entries (for latency metrics)."""

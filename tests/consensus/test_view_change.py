@@ -38,6 +38,24 @@ def test_s4_4_primary_crash_leads_to_view_change_and_progress() -> None:
     assert all([c.payload for c in net.committed[i]] == [b"after-view-change"] for i in (1, 2, 3))
 
 
+def test_s4_4_a_relayed_new_view_brings_a_lagging_replica_into_the_view() -> None:
+    """NEW-VIEW is self-certifying, so a backup may relay the one it installed to a replica
+    still in the old view (found with real processes: a restarted replica was told the view
+    by peers that are not the new primary, and refused them as sender mismatches)."""
+    net = Net(timeout=5)
+    net.down.add(0)
+    for i in range(1, 4):
+        net.step(i, Propose(b"work"))
+    net.tick(8)
+    assert net.replicas[2].view == 1 and net.replicas[0].view == 0
+    nv = next(
+        o.data for r in net.readys[1] for o in r.outbound if decode(o.data)[0].kind == NEW_VIEW
+    )
+    ready = net.step(0, Receive(net.keys[2].public_key, nv))  # relayed by replica 2
+    assert [m.code for m in ready.misbehaviour] == []
+    assert net.replicas[0].view == 1 and net.replicas[0].view_active
+
+
 def test_s4_4_prepared_block_is_re_proposed_in_the_new_view() -> None:
     net = Net(timeout=5)
     net.step(0, Propose(b"prepared-block"))

@@ -244,4 +244,4 @@ class Testnet:
         ]
 
     def state_digest(self, node: NodeProc, height: int) -> str:
-        return str(node.get(f"/v1/blocks/{height}")["header"]["state_digest"])
+        return str(node.get(f"/v1/blocks/{height}")["state_digest"])

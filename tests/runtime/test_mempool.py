@@ -1,0 +1,41 @@
+"""The mempool: bounded, all-or-nothing batches, FIFO, deferral and expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.runtime.interface import MempoolFull
+from node.runtime.mempool import Mempool
+from tests.runtime.cluster import deposit, make_genesis
+
+_, _, USER = make_genesis(1)
+TXS = [(tx.tx_id, tx) for tx in (deposit(USER, n) for n in range(1, 9))]
+
+
+def test_batches_are_all_or_nothing_and_deduplicated() -> None:
+    pool = Mempool(size_max=5)
+    assert pool.add_batch(TXS[:3], 0, local=True) == [t for t, _ in TXS[:3]]
+    assert pool.add_batch(TXS[:3] + TXS[3:5], 1, local=True) == [t for t, _ in TXS[3:5]]
+    with pytest.raises(MempoolFull):
+        pool.add_batch(TXS[5:7], 2, local=True)
+    assert len(pool) == 5 and TXS[5][0] not in pool
+
+
+def test_take_is_fifo_and_defer_moves_to_the_back_then_drops() -> None:
+    pool = Mempool(size_max=10, deferrals_max=1)
+    pool.add_batch(TXS[:4], 0, local=False)
+    assert [t for t, _ in pool.take(2)] == [TXS[0][0], TXS[1][0]]
+    pool.defer([TXS[0][0]])
+    assert [t for t, _ in pool.take(4)] == [TXS[1][0], TXS[2][0], TXS[3][0], TXS[0][0]]
+    pool.defer([TXS[0][0]])  # second deferral: over the limit
+    assert TXS[0][0] not in pool and pool.dropped == 1
+
+
+def test_expire_drops_only_old_entries_and_remove_returns_entries() -> None:
+    pool = Mempool(size_max=10)
+    pool.add_batch(TXS[:2], 0, local=True)
+    pool.add_batch(TXS[2:4], 100, local=True)
+    assert pool.expire(now_ns=150, ttl_ns=60) == 2
+    assert [t for t, _ in pool.take(10)] == [TXS[2][0], TXS[3][0]]
+    entries = pool.remove([TXS[2][0], TXS[7][0]])
+    assert [e.tx for e in entries] == [TXS[2][1]] and len(pool) == 1
