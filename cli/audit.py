@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,8 +42,9 @@ from node.ledger.certificate import CommitCertificate, ValidatorSet
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import Genesis
 from node.ledger.model import Statement
-from node.store.chain import ChainStore
-from node.store.kv import LevelDBKV, StoreError
+
+if TYPE_CHECKING:  # the storage engine (plyvel) is imported only when an audit runs
+    from node.store.chain import ChainStore
 
 NULL_PROPOSER = b"\x00" * 32
 STATEMENT_ROUNDS = 5
@@ -378,11 +379,21 @@ def _brief(doc: dict[str, Any], fields: list[str]) -> str:
 @contextmanager
 def open_store(path: pathlib.Path | None) -> Iterator[ChainStore]:
     """A fresh ChainStore on LevelDB in `path` (must be new or empty) or a temp dir."""
+    try:
+        from node.store.chain import ChainStore
+        from node.store.kv import LevelDBKV, StoreError
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"alps audit needs LevelDB ({exc.name} is missing): pip install 'alps[cli]'"
+        ) from exc
     with tempfile.TemporaryDirectory(prefix="alps-audit-") as tmp:
         where = path if path is not None else pathlib.Path(tmp) / "chain"
         if path is not None and path.exists() and any(path.iterdir()):
             raise click.ClickException(f"{path} is not empty; the audit replays into a fresh store")
-        kv = LevelDBKV(where)
+        try:
+            kv = LevelDBKV(where)
+        except StoreError as exc:
+            raise click.ClickException(f"audit store: {exc}") from exc
         try:
             yield ChainStore(kv)
         finally:
@@ -420,11 +431,8 @@ def audit(
     receipt, state digest, certificate and statement the node serves. Exit 1 on any
     mismatch."""
     genesis = read_genesis(genesis_file)
-    try:
-        with open_store(store_dir) as store, NodeClient(node_url, timeout) as client:
-            report = run_audit(client, genesis, store, checkpoint_interval, watermark_window)
-    except StoreError as exc:
-        raise click.ClickException(f"audit store: {exc}") from exc
+    with open_store(store_dir) as store, NodeClient(node_url, timeout) as client:
+        report = run_audit(client, genesis, store, checkpoint_interval, watermark_window)
     for m in report.mismatches[:MISMATCHES_SHOWN]:
         click.echo(m.line(), err=True)
     if len(report.mismatches) > MISMATCHES_SHOWN:
