@@ -190,6 +190,7 @@ def tampering_proxy(upstream: str, tamper: Tamper) -> Iterator[str]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per answer (flushed per request): no Nagle stalls
 
         def do_GET(self) -> None:
             try:

@@ -24,6 +24,7 @@ Script = dict[str, tuple[int, str, bytes, float]]  # path -> (status, type, body
 def scripted(script: Script) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per answer (flushed per request): no Nagle stalls
 
         def do_GET(self) -> None:
             status, ctype, body, delay = script.get(
