@@ -1,9 +1,11 @@
 """`alps`: the command line for node operators and consortium members.
 
-Rule kept here: every error a user can cause (bad option, bad file, refused action) ends
-as ONE line on stderr, "Error: ...", and a non-zero exit status (2 for usage errors, 1
-otherwise); no traceback. Commands are thin: the work lives in node/config.py,
-node/keys.py, node/genesis_file.py and cli/home.py.
+Rule kept here: every error a user can cause (bad option, bad file, refused action, a
+node that is unreachable or refuses) ends as ONE line on stderr, "Error: ...", and a
+non-zero exit status (2 for usage errors, 1 otherwise); no traceback. Commands are thin:
+node setup lives in node/config.py, node/keys.py, node/genesis_file.py and cli/home.py;
+the commands that talk to a node are in cli/{licensing,devices,money,views,audit}.py
+over cli/client.py (HTTP) and cli/common.py (options and output).
 """
 
 from __future__ import annotations
@@ -16,8 +18,14 @@ from typing import Any
 
 import click
 
+from cli import views
+from cli.audit import audit
+from cli.client import NodeError
+from cli.devices import device
 from cli.genesis import genesis
 from cli.home import init_home, new_config
+from cli.licensing import bom, licence, rule
+from cli.money import deposit, statement, withdraw
 from cli.testnet import testnet
 from node.config import load_config
 from node.errors import SetupError
@@ -48,6 +56,8 @@ class AlpsGroup(click.Group):
             _fail(exc.format_message(), exc.exit_code)
         except click.Abort:
             _fail("aborted", 1)
+        except NodeError as exc:
+            _fail(exc.format_message(), exc.exit_code)
         except (SetupError, LedgerError) as exc:
             _fail(str(exc), 1)
         except OSError as exc:
@@ -102,11 +112,24 @@ def keys() -> None:
 
 
 @keys.command("show")
-@HOME
-def keys_show(home: pathlib.Path) -> None:
-    """Print the node's validator public key (hex)."""
-    cfg = load_config(home)
-    click.echo(load_signer(cfg.key_path).public_key.hex())
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=pathlib.Path),
+    help="a node home: show its validator key",
+)
+@click.option(
+    "--file",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    help="a key file (e.g. a member key): show its public key",
+)
+def keys_show(home: pathlib.Path | None, key_file: pathlib.Path | None) -> None:
+    """Print a public key (hex): the node's validator key (--home) or a key file's."""
+    if (home is None) == (key_file is None):
+        raise click.UsageError("give --home DIR or --file KEYFILE (one of them)")
+    path = load_config(home).key_path if home is not None else key_file
+    assert path is not None
+    click.echo(load_signer(path).public_key.hex())
 
 
 @keys.command("new")
@@ -118,7 +141,7 @@ def keys_new(out: pathlib.Path) -> None:
 
 @alps.group()
 def node() -> None:
-    """Run a node."""
+    """Run a node; see its status and peers."""
 
 
 @node.command("start")
@@ -145,6 +168,26 @@ def node_start(home: pathlib.Path) -> None:
 
 alps.add_command(genesis)
 alps.add_command(testnet)
+node.add_command(views.node_status)
+node.add_command(views.node_peers)
+for command in (
+    rule,
+    licence,
+    bom,
+    device,
+    deposit,
+    withdraw,
+    statement,
+    views.statements,
+    views.accruals,
+    views.balance,
+    views.block,
+    views.tx,
+    views.receipts,
+    views.account,
+    audit,
+):
+    alps.add_command(command)
 alps.add_command(importlib.import_module("cli.verify").verify)
 alps.add_command(importlib.import_module("cli.demo").demo)  # alps demo (cli/demo.py)
 

@@ -36,6 +36,7 @@ from node.api.models import (
     HealthOut,
     LicenceOut,
     LicencesPage,
+    MemberDetailOut,
     MembersPage,
     ProofOut,
     ReceiptsPage,
@@ -148,6 +149,7 @@ def make_app(
     _chain_routes(app, node)
     _state_routes(app, node)
     _service_routes(app, node)
+    _client_routes(app, node)
     return app
 
 
@@ -333,6 +335,33 @@ def _state_routes(app: FastAPI, node: NodeControl) -> None:
         statement_id: Annotated[str, Path(description="<licence_id>@<period_id>")],
     ) -> StatementOut:
         return queries.statement_by_id(store, statement_id)
+
+
+def _client_routes(app: FastAPI, node: NodeControl) -> None:
+    """What the `alps` CLI needs beyond the v1 contract: a member's next nonce, and a
+    block's stored bytes with its certificate (for `alps audit`)."""
+    store = node.store
+
+    @app.get("/v1/members/{member}", tags=["state"], responses=ERRORS)
+    async def get_member(member: KeyPath) -> MemberDetailOut:
+        """A member's record and its last executed nonce (sign the next with nonce + 1)."""
+        return queries.member_out(store, queries.parse_hex(member, PUBLIC_KEY_BYTES, "member"))
+
+    @app.get(
+        "/v1/blocks/{height}/raw",
+        tags=["blocks"],
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"application/msgpack": {}},
+                "description": 'canonical msgpack {"height", "block", "certificate"}',
+            },
+            **ERRORS,
+        },
+    )
+    async def get_raw_block(height: Annotated[int, Path(ge=0)]) -> Response:
+        """The block's canonical bytes and its commit certificate's (null if unknown)."""
+        return Response(queries.raw_block(store, height), media_type="application/msgpack")
 
 
 def _service_routes(app: FastAPI, node: NodeControl) -> None:

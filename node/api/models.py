@@ -214,6 +214,10 @@ class MemberOut(BaseModel):
     roles: list[str]
 
 
+class MemberDetailOut(MemberOut):
+    nonce: int = Field(description="last executed transaction nonce; the next is nonce + 1")
+
+
 class MembersPage(BaseModel):
     members: list[MemberOut]
     next: str | None = Field(description="cursor for `after`, null at the end")
@@ -230,6 +234,7 @@ class TermsOut(BaseModel):
     licensee: Hex
     pool: list[PoolShareOut]
     skus: list[str]
+    product_classes: dict[str, str]
     territories: list[str]
     currency: str
     period: str
@@ -246,6 +251,7 @@ class TermsOut(BaseModel):
     upstream_licence: str
     passthrough_bps: int
     legal_text_hash: Hex
+    arbiter: Hex = Field(description='"" or the member whose signature alone resolves a dispute')
 
 
 class TermsVersionOut(BaseModel):

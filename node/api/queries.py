@@ -22,6 +22,7 @@ from node.api.models import (
     LicenceOut,
     LicencesPage,
     LicenceSummary,
+    MemberDetailOut,
     MemberOut,
     MembersPage,
     ReceiptOut,
@@ -33,7 +34,7 @@ from node.api.models import (
     TxOut,
     jsonable,
 )
-from node.ledger import periods
+from node.ledger import codec, periods
 from node.ledger.block import Block, Receipt
 from node.ledger.context import Reject
 from node.ledger.errors import LedgerError
@@ -49,6 +50,7 @@ from node.ledger.model import (
     k_device,
     k_licence,
     k_member,
+    k_nonce,
     k_statement,
 )
 from node.store.chain import STATE, ChainStore
@@ -218,6 +220,30 @@ def members_page(store: ChainStore, after: bytes | None, limit: int) -> MembersP
 
     items, nxt = page(scan_after(store, b"member/", after), limit, convert, bytes.hex)
     return MembersPage(members=items, next=nxt)
+
+
+def member_out(store: ChainStore, key: bytes) -> MemberDetailOut:
+    """A member and its last executed nonce (0 before its first transaction)."""
+    raw = store.get_state(k_member(key))
+    if raw is None:
+        raise not_found("member", key.hex())
+    nonce_raw = store.get_state(k_nonce(key))
+    nonce = codec.decode(nonce_raw) if nonce_raw is not None else 0
+    return MemberDetailOut.model_validate(
+        {**jsonable(Member.decode(raw).to_value()), "nonce": nonce}
+    )
+
+
+def raw_block(store: ChainStore, height: int) -> bytes:
+    """Canonical msgpack {"height", "block": block bytes, "certificate": bytes | None}:
+    exactly what the node stored, for verifiers that re-derive everything themselves."""
+    block = store.block_bytes(height)
+    if block is None:
+        raise not_found("block", str(height))
+    cert = store.certificate(height)
+    return codec.encode(
+        {"height": height, "block": block, "certificate": None if cert is None else cert.encode()}
+    )
 
 
 def account_out(store: ChainStore, member: bytes) -> AccountOut:

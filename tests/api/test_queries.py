@@ -317,6 +317,8 @@ async def test_openapi_lists_every_route(client: httpx.AsyncClient) -> None:
         "/v1/blocks/{height}/receipts",
         "/v1/blocks/{height}/certificate",
         "/v1/members",
+        "/v1/members/{member}",
+        "/v1/blocks/{height}/raw",
         "/v1/accounts/{member}",
         "/v1/licences",
         "/v1/licences/{licence_id}",
