@@ -166,6 +166,7 @@ class Demo:
     supervisor: Supervisor
     refresh_s: float
     out_is_tty: bool
+    last_snapshot: Snapshot | None = None
 
     @property
     def apis(self) -> list[str]:
@@ -266,7 +267,7 @@ class Demo:
             if snap is None:
                 self.say("no node answers (see the node logs)")
             else:
-                last = snap
+                last = self.last_snapshot = snap  # kept for the commands printed at Ctrl-C
                 self.show(snap, up, len(agents))
             time.sleep(self.refresh_s)
         return last
@@ -345,7 +346,7 @@ def run_demo(
                     click.echo(f"  {command}")
                 last = demo.watch(agents_running, duration_s)
             except KeyboardInterrupt:
-                pass
+                last = demo.last_snapshot
             finally:
                 stops.stopping = True  # from here on a signal only says to wait
                 stop_all(demo)
