@@ -1,0 +1,233 @@
+"""The end-of-run checks of a chaos run, over the nodes' public HTTP API only.
+
+- identical chains: every node has the same block hash at every height up to the common
+  height, and the same state digest there;
+- acknowledged transactions: every transaction a node answered "committed at h" is in
+  block h on the chain, executed (accepted) at most once, never included twice, and
+  every node's `/v1/txs/<id>` agrees;
+- money: per currency, the sum of every member's balance plus withdrawals in transit
+  equals deposits minus withdrawals (totals from the chain's receipt events), on every
+  node; and each member's balance equals what the client saw acknowledged;
+- the clients got no answer an honest client should never get.
+
+Rule kept here: a check reports what it saw (counts, first offenders); it never stops
+at the first failure, so one run shows every broken property.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from tests.chaos.load import CURRENCY, Load
+from tests.e2e.procs import NodeProc, Testnet
+
+T = TypeVar("T")
+R = TypeVar("R")
+WORKERS = 16
+SHOW = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def pmap(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
+@dataclasses.dataclass
+class ChainScan:
+    """One node's chain: block hashes, tx ids per height, receipts of non-empty blocks."""
+
+    height: int
+    hashes: list[str]
+    state_digest: str
+    tx_ids: dict[int, list[str]]
+    receipts: dict[int, list[dict[str, Any]]]
+
+
+def scan_chain(node: NodeProc, height: int, with_receipts: bool) -> ChainScan:
+    blocks = pmap(lambda h: node.get(f"/v1/blocks/{h}", timeout=30), range(1, height + 1))
+    tx_ids = {b["height"]: list(b["tx_ids"]) for b in blocks if b["tx_ids"]}
+    receipts: dict[int, list[dict[str, Any]]] = {}
+    if with_receipts:
+        pages = pmap(lambda h: (h, _receipts(node, h)), sorted(tx_ids))
+        receipts = dict(pages)
+    digest = blocks[-1]["state_digest"] if blocks else ""
+    return ChainScan(height, [b["hash"] for b in blocks], digest, tx_ids, receipts)
+
+
+def _receipts(node: NodeProc, height: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = node.get(f"/v1/blocks/{height}/receipts?offset={offset}&limit=1000", timeout=30)
+        out.extend(page["receipts"])
+        offset = page["next"]
+    return out
+
+
+def check_chains(scans: dict[int, ChainScan]) -> Check:
+    ref_index = min(scans)
+    ref = scans[ref_index]
+    problems = []
+    for index, scan in scans.items():
+        for h, (a, b) in enumerate(zip(ref.hashes, scan.hashes, strict=True), start=1):
+            if a != b:
+                problems.append(
+                    f"node-{index} block {h} hash {b[:16]} != node-{ref_index} {a[:16]}"
+                )
+                break
+        if scan.state_digest != ref.state_digest:
+            problems.append(f"node-{index} state digest differs at {ref.height}")
+    detail = f"{len(scans)} nodes, {ref.height} blocks, hash at every height"
+    return Check("identical chains and state digests", not problems, "; ".join(problems) or detail)
+
+
+def check_acknowledged(load: Load, ref: ChainScan, nodes: list[NodeProc]) -> Check:
+    inclusions: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+    for h in sorted(ref.tx_ids):
+        receipts = {r["tx_id"]: r for r in ref.receipts[h]}
+        for tx_id in ref.tx_ids[h]:
+            inclusions[tx_id].append((h, bool(receipts[tx_id]["accepted"])))
+    problems: list[str] = []
+    twice = {t: inc for t, inc in inclusions.items() if len(inc) > 1}
+    for tx_id, inc in list(twice.items())[:SHOW]:
+        problems.append(f"tx {tx_id[:16]} included {len(inc)} times: {inc}")
+    if len(twice) > SHOW:
+        problems.append(f"... {len(twice)} transactions included more than once")
+    acked = [rec for rec in load.records.values() if rec.acks]
+    missing = 0
+    for rec in acked:
+        inc = inclusions.get(rec.tx_id, [])
+        for node, height, code in rec.acks:
+            if (height, code == "ok") not in inc:
+                missing += 1
+                if missing <= SHOW:
+                    problems.append(
+                        f"{rec.kind} {rec.tx_id[:16]}: node-{node} acked height {height} "
+                        f"code {code}, chain has {inc or 'nothing'}"
+                    )
+    ids = [rec.tx_id for rec in acked]
+    for node in nodes:
+        answers = pmap(lambda t, node=node: node.get(f"/v1/txs/{t}", timeout=30), ids)
+        wrong = [
+            (t, a)
+            for t, a in zip(ids, answers, strict=True)
+            if a["status"] != "committed"
+            or (a["height"], a["receipt"]["accepted"]) not in inclusions.get(t, [])
+        ]
+        for t, a in wrong[:SHOW]:
+            problems.append(f"node-{node.index} /v1/txs/{t[:16]}: {a['status']} {a['height']}")
+    detail = (
+        f"{len(acked)} acknowledged transactions on the chain exactly once "
+        f"(looked up on {len(nodes)} nodes); {len(inclusions)} transactions in blocks"
+    )
+    return Check(
+        "acknowledged transactions committed exactly once",
+        not problems,
+        "; ".join(problems) or detail,
+    )
+
+
+def ledger_totals(ref: ChainScan) -> dict[str, int]:
+    """deposited, withdrawn, in_transit from the receipt events (EUR)."""
+    totals: Counter[str] = Counter()
+    for receipts in ref.receipts.values():
+        for r in receipts:
+            if not r["accepted"]:
+                continue
+            for e in r["events"]:
+                attrs = e["attrs"]
+                if attrs.get("currency", CURRENCY) != CURRENCY:
+                    continue
+                amount = int(attrs.get("amount", 0))
+                if e["kind"] == "deposit":
+                    totals["deposited"] += amount
+                elif e["kind"] == "withdrawal_requested":
+                    totals["in_transit"] += amount
+                elif e["kind"] == "withdrawal":
+                    totals["in_transit"] -= amount
+                    totals["withdrawn"] += amount
+                elif e["kind"] == "withdrawal_declined":
+                    totals["in_transit"] -= amount
+    return {k: totals[k] for k in ("deposited", "withdrawn", "in_transit")}
+
+
+def balances(node: NodeProc) -> dict[str, int]:
+    """member name -> EUR balance, for every member."""
+    members: list[dict[str, Any]] = []
+    after = ""
+    while True:
+        page = node.get(f"/v1/members?limit=1000{'&after=' + after if after else ''}")
+        members.extend(page["members"])
+        if not page["next"]:
+            break
+        after = page["next"]
+    out = {}
+    for m in members:
+        acct = node.get(f"/v1/accounts/{m['public_key']}")
+        out[m["name"]] = sum(
+            int(b["balance"]) for b in acct["balances"] if b["currency"] == CURRENCY
+        )
+    return out
+
+
+def check_money(load: Load, ref: ChainScan, nodes: list[NodeProc]) -> Check:
+    totals = ledger_totals(ref)
+    problems = []
+    for node in nodes:
+        held = balances(node)
+        total = sum(held.values())
+        if total + totals["in_transit"] != totals["deposited"] - totals["withdrawn"]:
+            problems.append(
+                f"node-{node.index}: balances {total} + in transit {totals['in_transit']} != "
+                f"deposited {totals['deposited']} - withdrawn {totals['withdrawn']}"
+            )
+        for name, want in load.expected.items():
+            if held.get(name, 0) != want:
+                problems.append(
+                    f"node-{node.index}: {name} holds {held.get(name)}, acks say {want}"
+                )
+    if totals["in_transit"] != load.in_transit:
+        problems.append(f"in transit {totals['in_transit']} on chain, acks say {load.in_transit}")
+    detail = (
+        f"deposited {totals['deposited']} - withdrawn {totals['withdrawn']} = balances + "
+        f"in transit {totals['in_transit']} on {len(nodes)} nodes; {len(load.expected)} "
+        "members' balances match the acknowledged deposits/withdrawals"
+    )
+    return Check("money conserved", not problems, "; ".join(problems[: 2 * SHOW]) or detail)
+
+
+def check_client_answers(load: Load) -> Check:
+    problems = list(load.surprises)
+    for rec in load.records.values():
+        for node, status, body in rec.http_errors:
+            problems.append(f"node-{node} answered {status} to {rec.kind} {rec.tx_id[:16]}: {body}")
+    unresolved = [rec for rec in load.records.values() if not rec.final]
+    if unresolved:
+        problems.append(f"{len(unresolved)} transactions never resolved, e.g. {unresolved[0]}")
+    detail = f"{len(load.records)} transactions, {load.stats.attempts} submissions, no refusal"
+    return Check(
+        "honest clients got honest answers", not problems, "; ".join(problems[:SHOW]) or detail
+    )
+
+
+def run_all(net: Testnet, load: Load, height: int) -> list[Check]:
+    nodes = net.nodes
+    scans = {node.index: scan_chain(node, height, with_receipts=node.index == 0) for node in nodes}
+    ref = scans[0]
+    return [
+        check_chains(scans),
+        check_acknowledged(load, ref, nodes),
+        check_money(load, ref, nodes),
+        check_client_answers(load),
+    ]
