@@ -33,6 +33,7 @@ from tests.e2e.procs import HttpError, NodeProc, Testnet, http
 DEPOSITORS = ("codec", "r1", "r2", "r3", "osv", "gfx", "auditor")
 CURRENCY = "EUR"
 WAIT_S = 3.0
+BANK_BATCH = 100
 SKU = "cam-1"
 
 
@@ -86,14 +87,23 @@ class Load:
     # -- submitting ----------------------------------------------------------------------
 
     async def submit(self, rng: random.Random, tx: Transaction, kind: str, who: str) -> TxRecord:
-        """Send `tx` until a node says it committed or rejected it, or the deadline."""
-        rec = TxRecord(tx.tx_id.hex(), kind, who)
-        self.records[rec.tx_id] = rec
-        self.stats.submitted += 1
-        body = codec.encode({"txs": [tx.to_value()]})
-        while trio.current_time() < self.drain_deadline:
+        return (await self.submit_batch(rng, [(tx, kind, who)]))[0]
+
+    async def submit_batch(
+        self, rng: random.Random, items: Sequence[tuple[Transaction, str, str]]
+    ) -> list[TxRecord]:
+        """Send the transactions (in order) until a node says each is committed or
+        rejected, or the drain deadline passes; each retry goes to a random node."""
+        recs = []
+        for tx, kind, who in items:
+            rec = TxRecord(tx.tx_id.hex(), kind, who)
+            self.records[rec.tx_id] = rec
+            recs.append(rec)
+        self.stats.submitted += len(recs)
+        waiting = [(tx, rec) for (tx, _, _), rec in zip(items, recs, strict=True)]
+        while waiting and trio.current_time() < self.drain_deadline:
             node = rng.choice(self.net.nodes)
-            rec.attempts += 1
+            body = codec.encode({"txs": [tx.to_value() for tx, _ in waiting]})
             self.stats.attempts += 1
             try:
                 answer = await trio.to_thread.run_sync(
@@ -103,23 +113,24 @@ class Load:
                 if exc.status == 429:
                     self.stats.busy += 1
                 else:
-                    rec.http_errors.append((node.index, exc.status, exc.body[:200].decode()))
+                    for _, rec in waiting:
+                        rec.http_errors.append((node.index, exc.status, exc.body[:200].decode()))
                 await trio.sleep(0.3)
                 continue
             except OSError:
                 self.stats.connection_errors += 1
                 await trio.sleep(0.2)
                 continue
-            result = answer["results"][0]
-            if result["status"] == "committed":
-                rec.acks.append((node.index, int(result["height"]), str(result["code"])))
-                self.stats.acked += 1
-                return rec
-            if result["status"] == "rejected":
-                rec.rejections.append((node.index, result["code"], result.get("detail", "")))
-                return rec
-        self.stats.unresolved += 1
-        return rec
+            for (_, rec), result in zip(waiting, answer["results"], strict=True):
+                rec.attempts += 1
+                if result["status"] == "committed":
+                    rec.acks.append((node.index, int(result["height"]), str(result["code"])))
+                    self.stats.acked += 1
+                elif result["status"] == "rejected":
+                    rec.rejections.append((node.index, result["code"], result.get("detail", "")))
+            waiting = [(tx, rec) for tx, rec in waiting if not rec.final]
+        self.stats.unresolved += len(waiting)
+        return recs
 
     # -- clients -------------------------------------------------------------------------
 
@@ -178,9 +189,10 @@ class Load:
                     )
                 else:
                     ok = await self._deposit(rng, name, nonce, f"{name}-d{n}", rng.randint(1, 1000))
-                if not ok:
-                    return  # nonce stream stuck at the deadline: stop this member
-                nonce += 1
+                if ok is None:
+                    return  # unresolved at the deadline: this nonce stream is stuck
+                if ok:
+                    nonce += 1  # a rejected transaction does not use up its nonce
                 await trio.sleep(rng.uniform(0, 0.3))
         finally:
             self._members_running -= 1
@@ -189,7 +201,7 @@ class Load:
 
     async def _deposit(
         self, rng: random.Random, name: str, nonce: int, dep: str, amount: int
-    ) -> bool:
+    ) -> bool | None:
         body = {
             "deposit_id": dep,
             "currency": CURRENCY,
@@ -201,15 +213,16 @@ class Load:
             rng, self._tx(name, "account.deposit", body, nonce), "deposit", name
         )
         if not rec.final:
+            return None
+        if not self._accepted(rec):
             return False
-        if self._accepted(rec):
-            self._pending_amounts[dep] = (name, amount)
-            await self._bank_send.send(("deposit", dep, True))
+        self._pending_amounts[dep] = (name, amount)
+        await self._bank_send.send(("deposit", dep, True))
         return True
 
     async def _withdraw(
         self, rng: random.Random, name: str, nonce: int, wid: str, amount: int
-    ) -> bool:
+    ) -> bool | None:
         body = {
             "withdrawal_id": wid,
             "currency": CURRENCY,
@@ -221,12 +234,13 @@ class Load:
             rng, self._tx(name, "account.withdraw", body, nonce), "withdraw", name
         )
         if not rec.final:
+            return None
+        if not self._accepted(rec):
             return False
-        if self._accepted(rec):
-            self.expected[name] -= amount
-            self.in_transit += amount
-            self._pending_amounts[wid] = (name, amount)
-            await self._bank_send.send(("withdrawal", wid, rng.random() < 0.7))
+        self.expected[name] -= amount
+        self.in_transit += amount
+        self._pending_amounts[wid] = (name, amount)
+        await self._bank_send.send(("withdrawal", wid, rng.random() < 0.7))
         return True
 
     def _accepted(self, rec: TxRecord) -> bool:
@@ -243,27 +257,35 @@ class Load:
         return "ok" in codes
 
     async def _bank(self) -> None:
+        """Acknowledges what the members asked for, in batches of up to BANK_BATCH."""
         rng = self._rng("bank")
         nonce = 1
         while True:
-            item = None
+            batch: list[tuple[str, str, bool]] = []
             with trio.move_on_after(0.5):
-                item = await self._bank_receive.receive()
-            if item is None:
+                batch.append(await self._bank_receive.receive())
+            if not batch:
                 if self._members_done.is_set():
                     return
                 continue
-            kind, ref, accept = item
-            if kind == "deposit":
-                tx = self._tx("bank", "account.ack_deposit", {"deposit_id": ref}, nonce)
-            else:
-                body = {"withdrawal_id": ref, "accept": accept}
-                tx = self._tx("bank", "account.ack_withdrawal", body, nonce)
-            rec = await self.submit(rng, tx, f"ack_{kind}", "bank")
-            if not rec.final:
-                return
-            nonce += 1
-            if self._accepted(rec):
+            while len(batch) < BANK_BATCH:
+                try:
+                    batch.append(self._bank_receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            items = []
+            for i, (kind, ref, accept) in enumerate(batch):
+                if kind == "deposit":
+                    tx = self._tx("bank", "account.ack_deposit", {"deposit_id": ref}, nonce + i)
+                else:
+                    body = {"withdrawal_id": ref, "accept": accept}
+                    tx = self._tx("bank", "account.ack_withdrawal", body, nonce + i)
+                items.append((tx, f"ack_{kind}", "bank"))
+            recs = await self.submit_batch(rng, items)
+            for (kind, ref, accept), rec in zip(batch, recs, strict=True):
+                if not self._accepted(rec):
+                    return  # the nonce stream is stuck (already reported)
+                nonce += 1
                 member, amount = self._pending_amounts.pop(ref)
                 if kind == "deposit":
                     self.expected[member] += amount

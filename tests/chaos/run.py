@@ -352,9 +352,13 @@ class Controller:
             self.load.stop.set()
             await self.heal_everything()
             self.load.drain_deadline = trio.current_time() + DRAIN_S
+            began = trio.current_time()
             with trio.move_on_after(DRAIN_S + 15):
                 await load_done.wait()
+            self.log(f"load drained in {trio.current_time() - began:.1f}s")
+            began = trio.current_time()
             converged = await self.converge()
+            self.log(f"converge took {trio.current_time() - began:.1f}s")
             hs = [h or 0 for h in await self.heights(self.net.nodes)]
             height = converged if converged is not None else min(hs)
             self.log(f"heights {hs}, checking up to {height}")
