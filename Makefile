@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit bench clean
+.PHONY: install test lint typecheck unit bench chaos clean
 
 install: $(STAMP)
 
@@ -27,6 +27,13 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# A seeded fault-injection run of a 4-node cluster (tests/chaos). SEED defaults to a
+# random one (printed, with the replay command); DURATION is seconds of faults.
+SEED ?=
+DURATION ?= 180
+chaos: $(STAMP)
+	$(PY) -m tests.chaos --duration $(DURATION) $(if $(SEED),--seed $(SEED),)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

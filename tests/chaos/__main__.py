@@ -13,14 +13,16 @@ import tempfile
 import trio
 
 from tests.chaos.plan import KINDS
-from tests.chaos.run import Options, run, stderr_log
+from tests.chaos.run import DEFAULT_DEVICES, Options, run, stderr_log
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed")
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of faults")
-    parser.add_argument("--devices", type=int, default=8, help="devices reporting usage")
+    parser.add_argument(
+        "--devices", type=int, default=DEFAULT_DEVICES, help="devices reporting usage"
+    )
     parser.add_argument("--kinds", default="", help=f"comma-separated subset of {KINDS}")
     parser.add_argument("--no-byzantine", action="store_true", help="no Byzantine episodes")
     parser.add_argument("--dir", type=pathlib.Path, default=None, help="keep the run here")
@@ -34,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.dir or pathlib.Path(tempfile.mkdtemp(prefix=f"alps-chaos-{seed}-"))
     workdir.mkdir(parents=True, exist_ok=True)
     stderr_log(f"seed {seed}; replay: {options.replay()}")
-    report = trio.run(run, options, workdir / "net", stderr_log)
+    try:
+        report = trio.run(run, options, workdir / "net", stderr_log)
+    except BaseException:
+        print(f"FAIL chaos seed {seed}: the controller stopped (logs in {workdir})", flush=True)
+        print(f"replay: {options.replay()}", flush=True)
+        raise
     print(report.render(), flush=True)
     if report.ok and args.dir is None:
         shutil.rmtree(workdir, ignore_errors=True)

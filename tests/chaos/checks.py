@@ -3,8 +3,8 @@
 - identical chains: every node has the same block hash at every height up to the common
   height, and the same state digest there;
 - acknowledged transactions: every transaction a node answered "committed at h" is in
-  block h on the chain, executed (accepted) at most once, never included twice, and
-  every node's `/v1/txs/<id>` agrees;
+  block h on the chain, never included twice, and `/v1/txs/<id>` agrees (on the first
+  node for all of them, on the others for a sample of LOOKUP_SAMPLE);
 - money: per currency, the sum of every member's balance plus withdrawals in transit
   equals deposits minus withdrawals (totals from the chain's receipt events), on every
   node; and each member's balance equals what the client saw acknowledged;
@@ -17,6 +17,7 @@ at the first failure, so one run shows every broken property.
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 WORKERS = 16
 SHOW = 5
+LOOKUP_SAMPLE = 1500  # /v1/txs lookups per node beyond the first (all there)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,9 +137,11 @@ def check_acknowledged(api: Reader, load: Load, ref: ChainScan, nodes: list[Node
                         f"{rec.kind} {rec.tx_id[:16]}: node-{node} acked height {height} "
                         f"code {code}, chain has {inc or 'nothing'}"
                     )
-    ids = [rec.tx_id for rec in acked]
+    every = [rec.tx_id for rec in acked]
+    sample = random.Random(len(every)).sample(every, min(len(every), LOOKUP_SAMPLE))
 
     def lookups(node: NodeProc) -> list[str]:
+        ids = every if node is nodes[0] else sample
         answers = pmap(lambda t: api.get(node, f"/v1/txs/{t}"), ids)
         return [
             f"node-{node.index} /v1/txs/{t[:16]}: {a['status']} {a['height']}"
@@ -149,8 +153,8 @@ def check_acknowledged(api: Reader, load: Load, ref: ChainScan, nodes: list[Node
     for wrong in pmap(lookups, nodes):
         problems.extend(wrong[:SHOW])
     detail = (
-        f"{len(acked)} acknowledged transactions on the chain exactly once "
-        f"(looked up on {len(nodes)} nodes); {len(inclusions)} transactions in blocks"
+        f"{len(acked)} acknowledged transactions on the chain exactly once (all looked "
+        f"up on node-0, {len(sample)} on each other node); {len(inclusions)} in blocks"
     )
     return Check(
         "acknowledged transactions committed exactly once",

@@ -39,6 +39,7 @@ from tests.chaos.proxy import Mesh, open_mesh
 from tests.e2e.procs import HttpError, NodeProc, Testnet
 
 N = 4
+DEFAULT_DEVICES = 8
 CATCH_UP_S = 60.0
 DRAIN_S = 90.0
 CONVERGE_S = 90.0
@@ -70,17 +71,20 @@ class Options:
     duration_s: float
     byzantine: bool = True
     kinds: tuple[str, ...] = ()
-    devices: int = 8
+    devices: int = DEFAULT_DEVICES
     tick_ms: int = 20
     timeout_ticks: int = 50
 
     def replay(self) -> str:
         kinds = f" --kinds {','.join(self.kinds)}" if self.kinds else ""
         byz = "" if self.byzantine else " --no-byzantine"
-        return (
+        command = (
             f"python -m tests.chaos --seed {self.seed} --duration {self.duration_s:g}"
             f" --devices {self.devices}{kinds}{byz}"
         )
+        if not kinds and self.byzantine and self.devices == DEFAULT_DEVICES:
+            command += f"  (or: make chaos SEED={self.seed} DURATION={self.duration_s:g})"
+        return command
 
 
 @dataclasses.dataclass
@@ -300,8 +304,6 @@ class Controller:
 
     async def run_faults(self) -> None:
         for fault in plan(self.o.seed, self.o.duration_s, N, self.o.byzantine, self.o.kinds):
-            if self.now() >= self.o.duration_s:
-                break
             await trio.sleep(fault.gap_s)
             await self.inject(fault)
 
