@@ -410,6 +410,22 @@ class Controller:
 
 
 async def run(options: Options, workdir: pathlib.Path, log: Callable[[str], None]) -> Report:
+    """One chaos run. SIGTERM/SIGHUP end it early (every node is still killed)."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+        report = await _run(options, workdir, log)
+        nursery.cancel_scope.cancel()
+    return report
+
+
+async def _cancel_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for _ in signals:
+            scope.cancel()
+            raise KeyboardInterrupt("chaos run stopped by a signal")
+
+
+async def _run(options: Options, workdir: pathlib.Path, log: Callable[[str], None]) -> Report:
     started = time.monotonic()
     net = await trio.to_thread.run_sync(
         lambda: Testnet(workdir, N, options.tick_ms, options.timeout_ticks)
