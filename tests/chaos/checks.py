@@ -32,6 +32,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 WORKERS = 16
 SHOW = 5
+GET_ATTEMPTS = 3
 LOOKUP_SAMPLE = 1500  # /v1/txs lookups per node beyond the first (all there)
 
 
@@ -55,7 +56,14 @@ class Reader:
         self.clients = {n.index: httpx.Client(base_url=n.api, timeout=30) for n in nodes}
 
     def get(self, node: NodeProc, path: str) -> Any:
-        resp = self.clients[node.index].get(path)
+        """A GET; a kept-alive connection the server closed meanwhile is retried."""
+        for attempt in range(GET_ATTEMPTS):
+            try:
+                resp = self.clients[node.index].get(path)
+                break
+            except httpx.TransportError:
+                if attempt == GET_ATTEMPTS - 1:
+                    raise
         resp.raise_for_status()
         return resp.json()
 
@@ -250,16 +258,31 @@ def run_all(net: Testnet, load: Load, height: int) -> list[Check]:
     nodes = net.nodes
     api = Reader(nodes)
     try:
-        found = pmap(
-            lambda node: scan_chain(api, node, height, with_receipts=node.index == 0), nodes
-        )
+        try:
+            found = pmap(
+                lambda node: scan_chain(api, node, height, with_receipts=node.index == 0), nodes
+            )
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            return [Check("chains readable over the API", False, f"scan failed: {exc!r}")]
         scans = {node.index: scan for node, scan in zip(nodes, found, strict=True)}
         ref = scans[0]
-        return [
-            check_chains(scans),
-            check_acknowledged(api, load, ref, nodes),
-            check_money(api, load, ref, nodes),
-            check_client_answers(load),
+        checks: list[tuple[str, Callable[[], Check]]] = [
+            ("identical chains and state digests", lambda: check_chains(scans)),
+            (
+                "acknowledged transactions committed exactly once",
+                lambda: check_acknowledged(api, load, ref, nodes),
+            ),
+            ("money conserved", lambda: check_money(api, load, ref, nodes)),
+            ("honest clients got honest answers", lambda: check_client_answers(load)),
         ]
+        return [_guarded(name, fn) for name, fn in checks]
     finally:
         api.close()
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A check that cannot read what it needs fails; it does not stop the others."""
+    try:
+        return check()
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        return Check(name, False, f"could not be checked: {exc!r}")

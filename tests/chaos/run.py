@@ -385,7 +385,11 @@ class Controller:
         """Peer misbehaviour the nodes counted (alps_peer_misbehaviour), summed by code."""
         seen: dict[str, int] = {}
         for node in self.net.nodes:
-            text = http_text(node.api + "/metrics")
+            try:
+                text = http_text(node.api + "/metrics")
+            except OSError as exc:
+                self.log(f"!! node-{node.index} /metrics unreadable: {exc!r}")
+                continue
             for code, count in MISBEHAVIOUR.findall(text):
                 seen[code] = seen.get(code, 0) + int(float(count))
         return dict(sorted(seen.items()))
