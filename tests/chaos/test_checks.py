@@ -16,7 +16,8 @@ from tests.chaos.load import Load, TxRecord
 def scan(hashes: list[str], txs: dict[int, list[tuple[str, bool, list[Any]]]]) -> ChainScan:
     return ChainScan(
         height=len(hashes),
-        hashes=hashes,
+        hashes=dict(enumerate(hashes, start=1)),
+        parents=dict(enumerate(["genesis", *hashes[:-1]], start=1)),
         state_digest="d" + hashes[-1],
         tx_ids={h: [t for t, _, _ in items] for h, items in txs.items()},
         receipts={
@@ -39,6 +40,13 @@ def test_chains_must_match_at_every_height() -> None:
     forked = {0: scan(["a", "b", "c"], {}), 1: scan(["a", "x", "c"], {})}
     result = checks.check_chains(forked)
     assert not result.ok and "node-1 block 2" in result.detail
+    unlinked = scan(["a", "b", "c"], {})
+    unlinked.parents[3] = "x"
+    result = checks.check_chains({0: unlinked, 1: scan(["a", "b", "c"], {})})
+    assert not result.ok and "block 3 does not link" in result.detail
+    other_digest = scan(["a", "b", "c"], {})
+    other_digest.state_digest = "other"
+    assert not checks.check_chains({0: scan(["a", "b", "c"], {}), 2: other_digest}).ok
 
 
 def test_acknowledged_transactions_must_be_on_the_chain_once() -> None:
