@@ -72,7 +72,11 @@ def test_equivocating_primary_sends_half_the_peers_another_valid_block() -> None
     primary = validators[0]
     built = shell.build([deposit(user, 1)], primary.public_key, T0_MS + 5)
     env = seal(
-        CHAIN, primary.public_key, primary.sign_raw, PrePrepare(0, 1, built.block.hash()), built.payload
+        CHAIN,
+        primary.public_key,
+        primary.sign_raw,
+        PrePrepare(0, 1, built.block.hash()),
+        built.payload,
     )
     inner = Recorder()
     net = byzantine.ByzantineNetwork(inner, "equivocate", primary, CHAIN, seed=1)
