@@ -21,6 +21,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Sequence
+from http.client import HTTPException
 from typing import Any
 
 import trio
@@ -117,7 +118,7 @@ class Load:
                         rec.http_errors.append((node.index, exc.status, exc.body[:200].decode()))
                 await trio.sleep(0.3)
                 continue
-            except OSError:
+            except (OSError, HTTPException):  # refused, timed out, cut mid-answer
                 self.stats.connection_errors += 1
                 await trio.sleep(0.2)
                 continue

@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from http.client import HTTPException
 from typing import Any
 
 import trio
@@ -188,7 +189,7 @@ class Controller:
     async def height(self, node: NodeProc) -> int | None:
         try:
             return int((await self.get(node, "/v1/status"))["height"])
-        except (OSError, HttpError, KeyError, ValueError):
+        except (OSError, HTTPException, HttpError, KeyError, ValueError):
             return None
 
     async def heights(self, nodes: list[NodeProc]) -> list[int | None]:
@@ -208,7 +209,7 @@ class Controller:
                 continue
             try:
                 key = bytes.fromhex((await self.get(node, "/v1/status"))["primary"])
-            except (OSError, HttpError, KeyError, ValueError):
+            except (OSError, HTTPException, HttpError, KeyError, ValueError):
                 continue
             for other in self.net.nodes:
                 if other.key == key:
@@ -330,7 +331,7 @@ class Controller:
                     for node in self.net.nodes:
                         try:
                             hashes.add((await self.get(node, f"/v1/blocks/{top}"))["hash"])
-                        except (OSError, HttpError):
+                        except (OSError, HTTPException, HttpError):
                             hashes.add(None)
                     if len(hashes) == 1 and None not in hashes:
                         return top
