@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit bench demo clean
+.PHONY: install test lint typecheck unit bench demo chaos clean
 
 install: $(STAMP)
 
@@ -32,6 +32,13 @@ bench: $(STAMP)
 # .demo/ (Ctrl-C stops it; running it again resumes the same chain; rm -rf .demo resets).
 demo: $(STAMP)
 	$(PY) -m cli demo --dir .demo
+
+# A seeded fault-injection run of a 4-node cluster (tests/chaos). SEED defaults to a
+# random one (printed, with the replay command); DURATION is seconds of faults.
+SEED ?=
+DURATION ?= 180
+chaos: $(STAMP)
+	$(PY) -m tests.chaos --duration $(DURATION) $(if $(SEED),--seed $(SEED),)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,7 @@ import trio
 from node.config import NodeConfig
 from node.genesis_file import genesis_hash, load_genesis
 from node.keys import load_signer
+from node.runtime import byzantine
 from node.runtime.driver import Node, Settings
 from node.runtime.logs import setup_logging
 from node.store.chain import ChainStore
@@ -55,7 +56,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                 genesis=genesis,
                 store=store,
                 kv=kv,
-                net=net,
+                net=byzantine.wrap(net, signer, genesis.chain_id),  # test-only hook
                 inbound=net.inbound,
                 genesis_hash=genesis_hash(genesis),
             )

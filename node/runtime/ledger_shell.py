@@ -112,11 +112,15 @@ class LedgerShell:
         return ValidatorSet.decode(raw)
 
     def decode_block(self, payload: bytes) -> Block:
-        """Decode a proposal (cached by payload hash: consensus digests it, then we judge it)."""
+        """Decode a proposal (cached by payload hash: consensus digests it, then we judge it).
+        A body that is not the one its header commits to (tx_root) is refused like garbage:
+        the consensus digest is the header hash, so without this check a Byzantine primary
+        could pair the real header with another body and the digest would still match."""
         key = crypto.sha256(payload)
         block = self._decoded.get(key)
         if block is None:
             block = Block.decode(payload)
+            block.check_body()
             self._decoded[key] = block
             if len(self._decoded) > 8:
                 self._decoded.popitem(last=False)

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from node.config import load_config, write_config
@@ -101,9 +101,10 @@ class NodeProc:
     def log_path(self) -> pathlib.Path:
         return self.home / "node.log"
 
-    def start(self) -> None:
+    def start(self, extra_env: Mapping[str, str] | None = None) -> None:
+        """Start the node in its own process group (signals reach the whole group)."""
         assert self.proc is None or self.proc.poll() is not None
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "node", "start", "--home", str(self.home)],
@@ -111,16 +112,19 @@ class NodeProc:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
-        self.proc.send_signal(sig)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
 
     def kill(self) -> None:
+        """kill -9 the process group (a stopped process dies too) and reap it."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self, timeout: float = 20) -> int:

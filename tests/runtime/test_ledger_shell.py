@@ -9,8 +9,9 @@ import pytest
 
 from consensus.messages import NULL_DIGEST
 from node.ledger import crypto
-from node.ledger.block import Block
+from node.ledger.block import Block, tx_root
 from node.ledger.certificate import CommitCertificate, CommitSignature, commit_vote_value
+from node.ledger.errors import LedgerError
 from node.runtime.ledger_shell import NULL_PROPOSER, LedgerShell, SignatureCache
 from node.store.chain import ChainStore
 from node.store.kv import LevelDBKV
@@ -99,7 +100,26 @@ def test_judge_refuses_garbage_wrong_proposer_and_forged_signatures(setup) -> No
     forged = dataclasses.replace(tx, signature=bytes(64))
     fresh = LedgerShell(shell.store, shell.genesis, SignatureCache())  # no cached verdicts
     payload = Block(built.block.header, (forged,)).encode()
+    assert "tx_root" in fresh.judge(1, payload, primary, T0_MS, DRIFT)  # body != header's
+    forged_header = dataclasses.replace(built.block.header, tx_root=tx_root((forged,)))
+    payload = Block(forged_header, (forged,)).encode()
     assert "bad_signature" in fresh.judge(1, payload, primary, T0_MS, DRIFT)
+
+
+def test_a_body_its_header_does_not_commit_to_has_no_digest(setup) -> None:  # type: ignore[no-untyped-def]
+    """Found by `make chaos` (a garbage-sending primary): the consensus digest is the
+    header hash, so the real header with another body must not digest to it, or a backup
+    that got the altered copy accepts it, sees the quorum commit the real block and then
+    fails executing its own copy."""
+    shell, validators, user = setup
+    primary = validators[0].public_key
+    built = shell.build([deposit(user, 1), deposit(user, 2)], primary, T0_MS)
+    assert shell.digest(built.payload) == built.block.hash()
+    reordered = Block(built.block.header, built.block.txs[::-1]).encode()
+    other = Block(built.block.header, (deposit(user, 1), deposit(user, 3))).encode()
+    for payload in (reordered, other):
+        with pytest.raises(LedgerError):
+            shell.digest(payload)
 
 
 def test_null_block_is_deterministic_and_served_as_empty_payload(setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
