@@ -158,7 +158,8 @@ def apply_tx(
     table: dict[str, Handler],
     records: RecordCache | None = None,
 ) -> Receipt:
-    """Run one transaction; a rejection discards its writes (but not its nonce bump)."""
+    """Run one transaction; a rejection discards all its writes, the nonce bump included
+    (the same signed request may be included again and judged again)."""
     tx_id = tx.tx_id
     handler = table.get(tx.tx_type)
     if handler is None:
