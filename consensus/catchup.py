@@ -26,7 +26,7 @@ from consensus.types import (
     ServeRequest,
 )
 
-BLOCKS_BYTES_MAX = 2 * 1024 * 1024
+BLOCKS_BYTES_MAX = 960 * 1024  # a BLOCKS body is one msgpack bin (the codec caps it at 1 MiB)
 EVIDENCE_BROADCAST_PERIODS = 4
 
 

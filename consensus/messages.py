@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from node.ledger import crypto
+from node.ledger import codec, crypto
 from node.ledger.certificate import CommitCertificate, commit_vote_value
 from node.ledger.records import Record, require, require_bytes, require_uint
 
@@ -34,6 +34,9 @@ BLOCKS = "blocks"
 
 # The digest of a null request (§4.4: NEW-VIEW fills gaps with null requests). Its payload is b"".
 NULL_DIGEST = crypto.sha256(b"alps/consensus/null-request/v1")
+# An envelope's body and its payload are each one msgpack bin: the codec caps each at 1 MiB.
+BODY_BYTES_MAX = codec.MAX_STR_BYTES
+PAYLOAD_BYTES_LIMIT = 896 * 1024  # one block; leaves room in a BLOCKS body for its certificate
 DIGEST_BYTES = crypto.HASH_BYTES
 MAX_STATE_DIGEST_BYTES = 64
 

@@ -25,6 +25,7 @@ from consensus import viewchange
 from consensus.catchup import CatchUp
 from consensus.errors import InvariantError, UsageError
 from consensus.messages import (
+    BODY_BYTES_MAX,
     COMMIT,
     NEW_VIEW,
     NULL_DIGEST,
@@ -64,7 +65,10 @@ from node.ledger.errors import LedgerError
 
 __all__ = ["Replica", "activation_seq"]
 
-NEW_VIEW_PAYLOAD_BYTES_MAX = 2 * 1024 * 1024  # keeps NEW-VIEW well under the codec's 4 MiB
+# A NEW-VIEW travels as one envelope whose body (view changes + re-proposals with their
+# payloads) is a single msgpack bin, which the codec caps at 1 MiB: payloads beyond this
+# budget are left out (replicas lacking one fetch the block once it commits).
+NEW_VIEW_PAYLOAD_BYTES_MAX = 512 * 1024
 
 
 class Replica(CatchUp):
@@ -431,20 +435,30 @@ class Replica(CatchUp):
         if len(chosen) < self.validators.quorum:
             return
         plan = viewchange.compute_new_view([vc for _, vc in chosen])
-        pre_prepares = []
-        budget = NEW_VIEW_PAYLOAD_BYTES_MAX
         for seq, digest in plan.proposals:
             if not self._vote(PRE_PREPARE, self.view, seq, digest):
                 raise InvariantError("new_view_equivocation", f"seq {seq}")
-            payload = self._payload_for(seq, digest)
-            budget -= len(payload)
-            if budget < 0:
-                payload = b""  # too big to carry: replicas lacking it fetch it once committed
-            pre_prepares.append(self._seal(PrePrepare(self.view, seq, digest), payload))
-        body = NewView(self.view, tuple(env for env, _ in chosen), tuple(pre_prepares))
+        body = self._new_view_body(chosen, plan, NEW_VIEW_PAYLOAD_BYTES_MAX)
+        if len(body.encode()) > BODY_BYTES_MAX:
+            body = self._new_view_body(chosen, plan, 0)  # the view changes alone must fit
         env = self._seal(body)
         self._send(env)
         self._install_new_view(env, body, plan, [vc for _, vc in chosen])
+
+    def _new_view_body(
+        self,
+        chosen: list[tuple[Envelope, ViewChange]],
+        plan: viewchange.NewViewPlan,
+        payload_budget: int,
+    ) -> NewView:
+        pre_prepares = []
+        for seq, digest in plan.proposals:
+            payload = self._payload_for(seq, digest)
+            payload_budget -= len(payload)
+            if payload_budget < 0:
+                payload = b""  # too big to carry: replicas lacking it fetch it once committed
+            pre_prepares.append(self._seal(PrePrepare(self.view, seq, digest), payload))
+        return NewView(self.view, tuple(env for env, _ in chosen), tuple(pre_prepares))
 
     def _payload_for(self, seq: int, digest: bytes) -> bytes:
         if digest == NULL_DIGEST:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from consensus.errors import UsageError
-from consensus.messages import FetchedBlock, Verifier
+from consensus.messages import PAYLOAD_BYTES_LIMIT, FetchedBlock, Verifier
 from node.ledger import crypto
 from node.ledger.certificate import CommitCertificate, ValidatorSet
 from node.ledger.records import Record, require, require_uint
@@ -41,7 +41,7 @@ class Config:
     fetch_batch_max: int = 64
     max_outstanding: int = 1  # proposals in flight; the node uses 1 (header commits to state)
     max_backoff_exponent: int = 6
-    payload_bytes_max: int = 1024 * 1024  # one block; PRE-PREPARE must fit the codec's 4 MiB
+    payload_bytes_max: int = PAYLOAD_BYTES_LIMIT  # one block: one msgpack bin (<= 1 MiB)
     verifier: Verifier = crypto.verify_raw
     digest: Callable[[bytes], bytes] = crypto.sha256
     genesis_state_digest: bytes = b""
@@ -54,8 +54,8 @@ class Config:
             raise UsageError("config", "timeouts must be positive")
         if not 1 <= self.max_outstanding <= window:
             raise UsageError("config", "max_outstanding must be in 1..watermark_window")
-        if not 1 <= self.payload_bytes_max <= 2 * 1024 * 1024:
-            raise UsageError("config", "payload_bytes_max must be in 1..2 MiB")
+        if not 1 <= self.payload_bytes_max <= PAYLOAD_BYTES_LIMIT:
+            raise UsageError("config", f"payload_bytes_max must be in 1..{PAYLOAD_BYTES_LIMIT}")
         if self.fetch_batch_max < 1:
             raise UsageError("config", "fetch_batch_max must be >= 1")
 

@@ -44,6 +44,7 @@ from consensus import (
     Tick,
     ToValidate,
 )
+from consensus.messages import PAYLOAD_BYTES_LIMIT
 from node.ledger import codec, crypto
 from node.ledger.certificate import CHECKPOINT_INTERVAL, WATERMARK_WINDOW, ValidatorSet
 from node.ledger.errors import LedgerError
@@ -59,7 +60,7 @@ HARD_STATE_KEY = b"n/replica-hard-state"
 MSG_CONSENSUS = 0x01
 MSG_TXS = 0x02
 WORK_SIGNAL = b"work"  # a backup's Propose only arms its view-change timer (§4.4)
-PAYLOAD_BYTES_MAX = 2 * 1024 * 1024
+PAYLOAD_BYTES_MAX = PAYLOAD_BYTES_LIMIT  # a block is one msgpack bin in a PRE-PREPARE
 
 log = logging.getLogger("alps.node")
 

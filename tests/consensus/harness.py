@@ -37,6 +37,7 @@ class Net:
     k: int = 4
     window: int = 8
     timeout: int = 10
+    outstanding: int = 1
     keys: list[crypto.Signer] = field(default_factory=list)
     replicas: list[Replica] = field(default_factory=list)
     queue: deque[tuple[int, bytes, bytes]] = field(default_factory=deque)
@@ -65,6 +66,7 @@ class Net:
             watermark_window=self.window,
             view_change_timeout_ticks=self.timeout,
             retransmit_ticks=3,
+            max_outstanding=self.outstanding,
         )
 
     def index(self, key: bytes) -> int:
