@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit bench clean
+.PHONY: install test lint typecheck unit bench bench-full clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The cluster benchmark in full (4, 7 and 10 validators, 10,000-block catch-up; ~20 min):
+# rewrites docs/benchmarks.md.
+bench-full: $(STAMP)
+	$(PY) -m bench.cluster --full --write docs/benchmarks.md --json /tmp/alps-bench-full.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
