@@ -37,6 +37,7 @@ import http.client
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,15 +69,25 @@ POLL_S = 0.02
 class Knobs:
     """The node settings the benchmark runs with (config.toml [block], [consensus], [mempool])."""
 
-    block_max_txs: int = 2000
+    # Blocks of 500 reports (~145 KB) and a checkpoint every 4 blocks keep a NEW-VIEW's
+    # carried payloads under the codec's 1 MiB byte-string bound (consensus/replica.py
+    # budgets 2 MiB: with 2,000-report blocks a view change crashed the new primary).
+    block_max_txs: int = 500
     block_interval_ms: int = 20
     tick_ms: int = 20
     timeout_ticks: int = 250  # 5 s: a shared 2-core machine stalls nodes for seconds
+    checkpoint_interval: int = 4
+    watermark_window: int = 8
     mempool_size: int = 50_000
 
     def apply(self, cfg: NodeConfig) -> NodeConfig:
         return dataclasses.replace(
             cfg,
+            consensus=dataclasses.replace(
+                cfg.consensus,
+                checkpoint_interval=self.checkpoint_interval,
+                watermark_window=self.watermark_window,
+            ),
             block=dataclasses.replace(
                 cfg.block, max_txs=self.block_max_txs, interval_ms=self.block_interval_ms
             ),
@@ -108,7 +119,9 @@ class Plan:
 
 
 QUICK = Plan()
-FULL = Plan(validators=(4, 7, 10), runs=5, seconds=15.0, devices=5000, catch_up_blocks=10_000)
+FULL = Plan(validators=(4, 7, 10), runs=3, seconds=10.0, devices=4000, catch_up_blocks=10_000)
+# On a busy 2-core machine the cluster makes ~5 small blocks/s, so 10,000 blocks take
+# ~35 min to produce: `--catch-up-blocks` trades that for time.
 
 
 # -- the load -------------------------------------------------------------------------
@@ -401,15 +414,15 @@ def run_load(
     def gate() -> bool:
         return rate is not None or out.count - observer.tx_total < window
 
-    threads = [
-        threading.Thread(
-            target=_sender,
-            args=(net.nodes[i], load.queues[i], schedule_for(i), gate, out, end),
-            daemon=True,
-        )
-        for i in range(n)
-    ]
     errors: list[BaseException] = []
+
+    def send_to(i: int) -> None:
+        try:
+            _sender(net.nodes[i], load.queues[i], schedule_for(i), gate, out, end)
+        except Exception as exc:  # re-raised by the caller below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send_to, args=(i,), daemon=True) for i in range(n)]
     try:
         for t in threads:
             t.start()
@@ -424,6 +437,10 @@ def run_load(
         errors.append(exc)
     finally:
         observer.stop()
+    dead = [node.index for node in net.nodes if not node.alive()]
+    if dead:
+        tail = net.nodes[dead[0]].log_text()[-1500:]
+        raise RuntimeError(f"node(s) {dead} exited during the run; log tail:\n{tail}")
     if errors:
         raise errors[0]
     hist_after = _node_histogram(net.nodes)
@@ -547,7 +564,8 @@ def catch_up(net: Testnet, load: Load, blocks: int) -> dict[str, Any]:
         while time.monotonic() < deadline:
             if sent % 50 == 0 and others[0].height() >= target:
                 break
-            load.ensure(50)
+            if min(len(q) for q in load.queues) < 10:
+                load.ensure(50)
             for node, queue in enumerate(load.queues):  # lagger's devices go elsewhere
                 batch = queue.popleft()
                 status, answer = clients[node % len(clients)].request("POST", "/v1/txs", batch.body)
@@ -591,7 +609,15 @@ def disk_per_record(node: NodeProc, usage_records: int) -> dict[str, Any]:
 
 # -- putting it together ----------------------------------------------------------------
 
-SUMMARY_KEYS = ("offered_tx_s", "committed_tx_s", "p50_s", "p99_s", "node_p50_s", "node_p99_s")
+SUMMARY_KEYS = (
+    "offered_tx_s",
+    "committed_tx_s",
+    "p50_s",
+    "p99_s",
+    "node_p50_s",
+    "node_p99_s",
+    "node_cpu_us_per_tx",
+)
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -632,6 +658,16 @@ def bench_cluster(n: int, plan: Plan, one_core_tx_s: float, cores: int) -> dict[
     return out
 
 
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """(Re)compute each mode's medians and min-max from its runs."""
+    for c in result["clusters"]:
+        for mode in ("steady", "saturation"):
+            if mode in c:
+                runs = c[mode]["runs"]
+                c[mode].update({key: spread([r[key] for r in runs]) for key in SUMMARY_KEYS})
+    return result
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -653,7 +689,14 @@ def run_all(plan: Plan) -> dict[str, Any]:
     info = machine()
     pipeline = measure_pipeline(plan.pipeline_blocks, plan.pipeline_txs)
     one_core = pipeline["tx_per_s_one_core"]["median"]
-    clusters = [bench_cluster(n, plan, one_core, info["cores"]) for n in plan.validators]
+    clusters = []
+    for n in plan.validators:
+        try:
+            clusters.append(bench_cluster(n, plan, one_core, info["cores"]))
+        except Exception as exc:  # one size failing still reports the others
+            if n == plan.validators[0] and len(plan.validators) == 1:
+                raise
+            clusters.append({"validators": n, "error": f"{type(exc).__name__}: {exc}"})
     info["load_after"] = os.getloadavg()
     return {
         "machine": info,
@@ -682,13 +725,18 @@ def table(result: dict[str, Any]) -> list[str]:
         f"{p['total_us_per_tx']['median']:.0f} µs "
         f"CPU per tx, one core {_fmt(one_core)} tx/s; "
         f"limit for n validators on {result['machine']['cores']} cores = one-core rate x "
-        f"{result['machine']['cores']} / n.",
+        f"{result['machine']['cores']} / n. Node CPU µs/tx: CPU seconds used by the node "
+        "processes per committed transaction, per node (compare with the pipeline's µs/tx); "
+        "view: the highest PBFT view at the end (0: no view change).",
         "",
         "| validators | load | limit tx/s | offered tx/s | committed tx/s | ratio to limit "
-        "| p50 ms | p99 ms | node p50/p99 ms | rejected | uncommitted |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| p50 ms | p99 ms | node p50/p99 ms | node CPU µs/tx | rejected | uncommitted | view |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in result["clusters"]:
+        if "error" in c:
+            lines.append(f"| {c['validators']} | failed: {c['error'][:120]} " + "|" * 12)
+            continue
         for mode in ("steady", "saturation"):
             m = c[mode]
             ratio = {k: v / c["limit_tx_s"] for k, v in m["committed_tx_s"].items()}
@@ -697,7 +745,8 @@ def table(result: dict[str, Any]) -> list[str]:
                 f"{_fmt(m['offered_tx_s'])} | {_fmt(m['committed_tx_s'])} | "
                 f"{_fmt(ratio, digits=2)} | {_fmt(m['p50_s'], 1000)} | {_fmt(m['p99_s'], 1000)} | "
                 f"{m['node_p50_s']['median'] * 1000:,.0f}/{m['node_p99_s']['median'] * 1000:,.0f}"
-                f" | {m['rejected']} | {m['uncommitted']} |"
+                f" | {_fmt(m['node_cpu_us_per_tx'])} | {m['rejected']} | {m['uncommitted']}"
+                f" | {max(r['view'] for r in m['runs'])} |"
             )
     for c in result["clusters"]:
         if "catch_up" in c:
@@ -739,6 +788,10 @@ def write_markdown(result: dict[str, Any], path: Path, command: str) -> None:
     path.write_text("\n".join(lines))
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster")
     parser.add_argument("--full", action="store_true", help="4, 7 and 10 validators, longer")
@@ -749,7 +802,15 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--write", type=Path, help="write a Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--profile-dir", default="", help="ALPS_PROFILE prefix directory")
+    parser.add_argument("--render", type=Path, help="re-render a --json result; run nothing")
+    parser.add_argument("--command", default="", help="with --render: the command it came from")
     opts = parser.parse_args(args or [])
+    if opts.render:
+        result = summarise(json.loads(opts.render.read_text()))
+        print_result(result)
+        if opts.write:
+            write_markdown(result, opts.write, opts.command)
+        return
     plan = FULL if opts.full else QUICK
     changes: dict[str, Any] = {
         k: v
@@ -763,6 +824,10 @@ def main(args: list[str] | None = None) -> None:
         if v is not None
     }
     plan = dataclasses.replace(plan, **changes)
+    # SIGTERM (and SIGINT, which a background job ignores) unwind through the `finally`
+    # blocks that kill the node processes
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     result = run_all(plan)
     print_result(result)
     if opts.json:
