@@ -37,6 +37,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -585,7 +586,7 @@ def catch_up(net: Testnet, load: Load, blocks: int) -> dict[str, Any]:
     head = max(o.height() for o in others)
     started = time.monotonic()
     lagger.start()
-    wait_for("restarted node API", lambda: lagger.get("/health") is not None, 60, 0.05)
+    wait_for("restarted node API", lambda: lagger.get("/health") is not None, 180, 0.05)
     api_up = time.monotonic() - started
     wait_for("restarted node at the head", lambda: lagger.height() >= head, 3600, 0.05)
     took = time.monotonic() - started
@@ -651,9 +652,13 @@ def bench_cluster(n: int, plan: Plan, one_core_tx_s: float, cores: int) -> dict[
                     "uncommitted": sum(r["uncommitted"] for r in runs),
                 }
             if n == plan.validators[0]:
-                out["catch_up"] = catch_up(net, load, plan.catch_up_blocks)
-                for node in net.nodes:
-                    node.stop(30)
+                try:
+                    out["catch_up"] = catch_up(net, load, plan.catch_up_blocks)
+                except Exception as exc:  # keep the other figures; keep the logs to read
+                    kept = Path(tempfile.gettempdir()) / f"alps-bench-catch-up-{os.getpid()}"
+                    shutil.copytree(net.root, kept, ignore=shutil.ignore_patterns("data"))
+                    out["catch_up_error"] = f"{type(exc).__name__}: {exc} (logs: {kept})"
+                net.kill_all()
                 out["disk"] = disk_per_record(net.nodes[0], load.sent)
     return out
 
@@ -749,6 +754,11 @@ def table(result: dict[str, Any]) -> list[str]:
                 f" | {max(r['view'] for r in m['runs'])} |"
             )
     for c in result["clusters"]:
+        if "catch_up_error" in c:
+            lines += ["", f"Catch-up ({c['validators']} validators) failed: {c['catch_up_error']}"]
+        if "disk" in c and "catch_up" not in c:
+            d = c["disk"]
+            lines.append(f"Disk: {d['per_record']:,.0f} bytes per usage record.")
         if "catch_up" in c:
             cu, disk = c["catch_up"], c["disk"]
             lines += [
