@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint typecheck unit bench demo chaos clean
+.PHONY: install test lint typecheck unit bench bench-full demo chaos clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The cluster benchmark in full (4, 7 and 10 validators, 10,000-block catch-up; long):
+# prints, and writes the table and raw results to /tmp (docs/benchmarks.md is curated).
+bench-full: $(STAMP)
+	$(PY) -m bench.cluster --full --write /tmp/alps-bench-full.md --json /tmp/alps-bench-full.json
 
 # A local 4-validator consortium running the licensing web with simulated devices, in
 # .demo/ (Ctrl-C stops it; running it again resumes the same chain; rm -rf .demo resets).

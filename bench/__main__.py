@@ -12,6 +12,7 @@ MODULES = [
     "bench.agent",
     "bench.api",
     "bench.p2p",
+    "bench.cluster",
 ]
 
 

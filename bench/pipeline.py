@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import contracts_vm
@@ -77,11 +77,6 @@ class _Chain:
         block0, changes, acc = genesis.block()
         self.store.commit_block(block0, [], None, changes, acc)
         self.time_ms = T0
-        self.nonces = {LICENSOR.public_key: 0, LICENSEE.public_key: 0}
-
-    def member_tx(self, who: crypto.Signer, tx_type: str, body: dict[str, Any]) -> Transaction:
-        self.nonces[who.public_key] += 1
-        return make_tx(who, CHAIN, tx_type, body, self.nonces[who.public_key])
 
     def run(self, txs: list[Transaction]) -> None:
         self.time_ms += 1000
@@ -120,17 +115,18 @@ class _Chain:
 _VSET_HASH = ValidatorSet(tuple(v.public_key for v in VALIDATORS)).hash()
 
 
-def _licence_terms() -> LicenceTerms:
+def licence_terms(licensor: bytes, licensee: bytes, start_ms: int = T0) -> LicenceTerms:
+    """A per-unit licence (rule PER_UNIT, 20 per unit) for sku cam-1 in DE and FR."""
     return LicenceTerms(
         licence_id="L1",
-        licensor=LICENSOR.public_key,
-        licensee=LICENSEE.public_key,
+        licensor=licensor,
+        licensee=licensee,
         pool=(),
         skus=("cam-1",),
         territories=("DE", "FR"),
         currency="EUR",
         period="quarter",
-        start_ms=T0,
+        start_ms=start_ms,
         end_ms=ms_of_date(2028, 1, 1),
         payment_due_days=30,
         rule=crypto.sha256(PER_UNIT.encode()),
@@ -148,40 +144,67 @@ def _licence_terms() -> LicenceTerms:
     )
 
 
-def _setup(chain: _Chain, devices: list[crypto.Signer]) -> None:
-    """A deployed rule, an active licence for sku cam-1, and every device enrolled."""
-    terms = _licence_terms()
-    chain.run([chain.member_tx(LICENSOR, "rule.deploy", {"source": PER_UNIT})])
-    chain.run([chain.member_tx(LICENSOR, "licence.propose", {"terms": terms.to_value()})])
+def setup_steps(
+    chain_id: str,
+    licensor: crypto.Signer,
+    licensee: crypto.Signer,
+    devices: Sequence[crypto.Signer],
+    start_ms: int = T0,
+    enrol_batch: int = 1000,
+) -> list[list[Transaction]]:
+    """The transactions that make usage reports from `devices` accrue under a licence: a
+    deployed rule, an active licence for sku cam-1, a BOM, every device enrolled. Each
+    step must be committed before the next is submitted. The licensor and the licensee
+    must not have sent any transaction before (their nonces start at 1)."""
+    terms = licence_terms(licensor.public_key, licensee.public_key, start_ms)
     sign = {"licence_id": "L1", "terms_hash": terms.terms_hash()}
-    chain.run([chain.member_tx(LICENSEE, "licence.sign", sign)])
-    chain.run([chain.member_tx(LICENSEE, "bom.set", {"sku": "cam-1", "licences": ["L1"]})])
-    licensee = LICENSEE.public_key
-    for start in range(0, len(devices), 1000):
+    nonce = 3  # the licensee's next nonce after licence.sign and bom.set
+    steps = [
+        [make_tx(licensor, chain_id, "rule.deploy", {"source": PER_UNIT}, 1)],
+        [make_tx(licensor, chain_id, "licence.propose", {"terms": terms.to_value()}, 2)],
+        [make_tx(licensee, chain_id, "licence.sign", sign, 1)],
+        [make_tx(licensee, chain_id, "bom.set", {"sku": "cam-1", "licences": ["L1"]}, 2)],
+    ]
+    for start in range(0, len(devices), enrol_batch):
         enrolments = []
-        for device in devices[start : start + 1000]:
+        for device in devices[start : start + enrol_batch]:
             proof = device.sign(
-                crypto.DOMAIN_POSSESSION, CHAIN, possession_value(device.public_key, licensee)
+                crypto.DOMAIN_POSSESSION,
+                chain_id,
+                possession_value(device.public_key, licensee.public_key),
             )
             body = {"device": device.public_key, "sku": "cam-1", "proof": proof}
-            enrolments.append(chain.member_tx(LICENSEE, "device.enrol", body))
-        chain.run(enrolments)
+            enrolments.append(make_tx(licensee, chain_id, "device.enrol", body, nonce))
+            nonce += 1
+        steps.append(enrolments)
+    return steps
 
 
-def _reports(devices: list[crypto.Signer], blocks: int, t_ms: int) -> list[list[bytes]]:
-    """The wire bytes of every block's usage reports: block b carries seq b+1 of each device."""
-    prev = {d.public_key: GENESIS_PREV for d in devices}
+def usage_rounds(
+    chain_id: str,
+    devices: Sequence[crypto.Signer],
+    rounds: int,
+    t_ms: int,
+    prev: dict[bytes, bytes] | None = None,
+    first_seq: int = 1,
+) -> list[list[Transaction]]:
+    """`rounds` rounds of signed usage reports: round r carries sequence number
+    first_seq + r of every device, chained to the device's previous report (`prev`, which
+    is updated; missing devices start from GENESIS_PREV), with cumulative registers."""
+    prev = {} if prev is None else prev
     out = []
-    for b in range(blocks):
-        raws = []
+    for r in range(rounds):
+        seq = first_seq + r
+        txs = []
         for i, device in enumerate(devices):
             territory = "DE" if i % 2 else "FR"
-            registers = {"units": (b + 1) * (1 + i % 7), "hours": (b + 1) * 3}
-            report = UsageReport("cam-1", territory, t_ms + b, prev[device.public_key], registers)
-            tx = make_usage_report(device, CHAIN, b + 1, report)
+            registers = {"units": seq * (1 + i % 7), "hours": seq * 3}
+            before = prev.get(device.public_key, GENESIS_PREV)
+            report = UsageReport("cam-1", territory, t_ms + seq, before, registers)
+            tx = make_usage_report(device, chain_id, seq, report)
             prev[device.public_key] = tx.tx_id
-            raws.append(tx.encode())
-        out.append(raws)
+            txs.append(tx)
+        out.append(txs)
     return out
 
 
@@ -280,8 +303,10 @@ def measure_pipeline(blocks: int = 5, txs_per_block: int = 1000, warmup: int = 1
     with tempfile.TemporaryDirectory() as tmp:
         chain = _Chain(tmp + "/db")
         try:
-            _setup(chain, devices)
-            wire = _reports(devices, warmup + blocks, chain.time_ms)
+            for step in setup_steps(CHAIN, LICENSOR, LICENSEE, devices):
+                chain.run(step)
+            rounds = usage_rounds(CHAIN, devices, warmup + blocks, chain.time_ms)
+            wire = [[tx.encode() for tx in txs] for txs in rounds]
             for b, raws in enumerate(wire):
                 watch = _one_block(chain, raws)
                 if b < warmup:

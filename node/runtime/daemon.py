@@ -21,6 +21,7 @@ from node.keys import load_signer
 from node.runtime import byzantine
 from node.runtime.driver import Node, Settings
 from node.runtime.logs import setup_logging
+from node.runtime.profiling import profiled
 from node.store.chain import ChainStore
 from node.store.kv import LevelDBKV
 
@@ -97,5 +98,6 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
 
 def run(config: NodeConfig) -> int:
     setup_logging(config.log.format, config.log.level)
-    trio.run(run_node, config)
+    with profiled():  # only when ALPS_PROFILE is set (benchmarks)
+        trio.run(run_node, config)
     return 0

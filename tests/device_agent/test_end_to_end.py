@@ -92,6 +92,10 @@ def outbox_rows(state: pathlib.Path) -> dict[int, bytes]:
     db = sqlite3.connect(f"file:{state / 'outbox.sqlite'}?mode=ro", uri=True)
     try:
         return {seq: bytes(tx_id) for seq, tx_id in db.execute("SELECT seq, tx_id FROM outbox")}
+    except sqlite3.OperationalError:
+        # killed while creating the file (no table or WAL index yet): nothing to observe
+        # this round; what it takes later is observed in later rounds
+        return {}
     finally:
         db.close()
 
