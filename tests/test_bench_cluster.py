@@ -34,9 +34,11 @@ def test_cluster_bench_smallest_run_reports_every_figure() -> None:
         m = c[mode]
         assert len(m["runs"]) == 1
         assert m["rejected"] == 0 and m["uncommitted"] == 0  # every report accepted
-        assert m["committed_tx_s"]["median"] > 0
+        # every report committed (after the drain); the rate window of a 2 s run may
+        # hold no block on a loaded machine, so only its sign is checked
+        assert m["committed_tx_s"]["median"] >= 0
         run = m["runs"][0]
-        assert run["submitted"] > 0
+        assert run["submitted"] > 0 and run["blocks"] > 0
         assert 0 <= run["p50_s"] <= run["p99_s"] and math.isfinite(run["p99_s"])
     assert c["catch_up"]["missed_blocks"] >= TINY.catch_up_blocks
     assert c["catch_up"]["seconds"] >= c["catch_up"]["api_up_s"] > 0
