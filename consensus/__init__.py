@@ -40,6 +40,7 @@ Apply each `Ready` strictly in field order:
 After a restart, feed `Executed` for every block the store holds above
 `replica.executed_seq`. Read-only helpers: `replica.validators` (the set in force),
 `replica.is_primary`, `replica.can_propose` (propose only then), `replica.view`,
+`replica.catch_up_target` (the seq f+1 peers reached; below it the node is syncing),
 `replica.next_seq`. A backup's `Propose` only arms its view-change timer (§4.4).
 Exceptions: `ConsensusError(code, detail)`; `InvariantError` (stop the node) and
 `UsageError` (the shell broke this contract).

@@ -83,15 +83,17 @@ class CatchUp(ReplicaState):
             for env in evidence:
                 self._send(env, target)
 
-    def _catch_up_target(self) -> int:
-        """The seq that at least f+1 peers (so one honest) have reached."""
+    @property
+    def catch_up_target(self) -> int:
+        """The seq that at least f+1 peers (so one honest) have reached (read-only; the
+        shell reports "syncing" while its executed seq is below it)."""
         highs = sorted(self.peer_high.values(), reverse=True)
         f = self.validators.f
         target = highs[f] if len(highs) > f else 0
         return max(target, self.stable_seq)
 
     def _maybe_fetch(self, peer: bytes | None = None) -> None:
-        target = self._catch_up_target()
+        target = self.catch_up_target
         if target <= self.delivered_seq:
             return
         nxt = self.slots.get(self.delivered_seq + 1)

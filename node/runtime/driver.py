@@ -46,7 +46,7 @@ from consensus import (
 )
 from consensus.messages import PAYLOAD_BYTES_LIMIT
 from node.ledger import codec, crypto
-from node.ledger.certificate import CHECKPOINT_INTERVAL, WATERMARK_WINDOW, ValidatorSet
+from node.ledger.certificate import CHECKPOINT_INTERVAL, WATERMARK_WINDOW
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import Genesis
 from node.ledger.tx import MAX_TX_BYTES, Transaction
@@ -563,19 +563,10 @@ class Node:
             "peers": sorted(p.hex() for p in peers),
             "mempool": len(self.mempool),
             "mempool_max": self.mempool.size_max,
-            "syncing": replica.executed_seq < self._catch_up_hint(),
+            "syncing": replica.executed_seq < replica.catch_up_target,
         }
-
-    def _catch_up_hint(self) -> int:
-        highs = sorted(getattr(self.replica, "peer_high", {}).values(), reverse=True)
-        f = self.validators.f
-        return highs[f] if len(highs) > f else 0
 
     def metrics_text(self) -> bytes:
         self.metrics.peers.set(len(self.net.connected()))
         self.metrics.mempool.set(len(self.mempool))
         return generate_latest(self.metrics.registry)
-
-
-def validator_set_of(genesis: Genesis) -> ValidatorSet:
-    return genesis.validator_set

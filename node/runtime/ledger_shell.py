@@ -18,7 +18,7 @@ Rules kept here:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consensus.messages import NULL_DIGEST
@@ -30,7 +30,7 @@ from node.ledger.context import BlockInfo
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_VALIDATORS, Genesis
 from node.ledger.tx import Transaction
-from node.store.chain import ChainStore
+from node.store.chain import ChainStore, Head
 
 NULL_PROPOSER = b"\x00" * 32
 # Codes that mean "not yet" rather than "never": the proposer leaves such a transaction in
@@ -86,25 +86,33 @@ class LedgerShell:
         self.sigs = sigs
         self._results: OrderedDict[bytes, tuple[bytes, BlockResult]] = OrderedDict()
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
+        self._head: tuple[bytes, BlockHeader] | None = None  # (block hash, header) of the head
+        block0, changes, acc = genesis.block()
         if store.head() is None:
-            block0, changes, acc = genesis.block()
             store.commit_block(block0, [], None, changes, acc)
         stored0 = store.block(0)
-        if stored0 is None or stored0.hash() != genesis.block()[0].hash():
+        if stored0 is None or stored0.hash() != block0.hash():
             raise LedgerError("genesis_mismatch", "the store was created from another genesis")
 
     # -- reading ---------------------------------------------------------------------
 
+    def _store_head(self) -> Head:
+        head = self.store.head()
+        assert head is not None  # block 0 is written at construction
+        return head
+
     @property
     def height(self) -> int:
-        head = self.store.head()
-        assert head is not None
-        return head.height
+        return self._store_head().height
 
     def head_header(self) -> BlockHeader:
-        block = self.store.block(self.height)
-        assert block is not None
-        return block.header
+        """The head's header, read (and decoded with its whole block) once per head."""
+        head = self._store_head()
+        if self._head is None or self._head[0] != head.block_hash:
+            block = self.store.block(head.height)
+            assert block is not None
+            self._head = (head.block_hash, block.header)
+        return self._head[1]
 
     def validator_set(self) -> ValidatorSet:
         raw = self.store.get_state(K_VALIDATORS)
@@ -149,12 +157,10 @@ class LedgerShell:
     def _header(
         self, info: BlockInfo, proposer: bytes, txs: Sequence[Transaction], result: BlockResult
     ) -> BlockHeader:
-        head = self.store.head()
-        assert head is not None
         return BlockHeader(
             chain_id=self.chain_id,
             height=info.height,
-            parent_hash=head.block_hash,
+            parent_hash=self._store_head().block_hash,
             proposer=proposer,
             timestamp_ms=info.time_ms,
             tx_count=len(txs),
@@ -204,7 +210,7 @@ class LedgerShell:
         problems = (
             (header.height != seq, f"height {header.height} != seq {seq}"),
             (header.height != parent.height + 1, "not the next height"),
-            (header.parent_hash != parent.hash(), "wrong parent"),
+            (header.parent_hash != self._store_head().block_hash, "wrong parent"),
             (header.chain_id != self.chain_id, "wrong chain"),
             (header.proposer != primary, "not proposed by the primary of its view"),
             (header.timestamp_ms < parent.timestamp_ms, "timestamp before its parent's"),
@@ -241,9 +247,8 @@ class LedgerShell:
         else:
             block = self.decode_block(payload)
             cached = self._results.get(block.hash())
-            head = self.store.head()
-            assert head is not None
-            if cached is not None and block.header.parent_hash == head.block_hash:
+            parent_hash = self._store_head().block_hash
+            if cached is not None and block.header.parent_hash == parent_hash:
                 result = cached[1]
             else:
                 info = BlockInfo(self.chain_id, block.header.height, block.header.timestamp_ms)
@@ -251,7 +256,10 @@ class LedgerShell:
                 check_result(block.header, result)
             if block.header.height != seq:
                 raise LedgerError("divergence", f"block height {block.header.height} at seq {seq}")
-        self.store.commit_block(block, result.receipts, cert, result.changes, result.accumulator)
+        head = self.store.commit_block(
+            block, result.receipts, cert, result.changes, result.accumulator
+        )
+        self._head = (head.block_hash, block.header)
         self._results.clear()
         return block, result
 
@@ -263,10 +271,3 @@ class LedgerShell:
         if receipts is None or loc[1] >= len(receipts):
             return None
         return loc[0], loc[1], receipts[loc[1]]
-
-
-def validators_changed(before: ValidatorSet, result: BlockResult) -> ValidatorSet | None:
-    return result.validator_set if result.validator_set != before else None
-
-
-Clock = Callable[[], int]
