@@ -74,9 +74,7 @@ def build_chain(path: pathlib.Path) -> Chain:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(web, "Harness", _leveldb_harness(path))
         h = web.build()
-    gateways = [crypto.Signer(bytes([0x60 + g]) * 32) for g in range(len(web.GATEWAYS))]
-    for g, (sku, _t) in enumerate(web.GATEWAYS):
-        h.enrol("oem", gateways[g], sku)
+    gateways = web.enrol_gateways(h)
     h.ok()
     deposit: dict[str, Any] = {
         "deposit_id": "fund",
@@ -93,11 +91,7 @@ def build_chain(path: pathlib.Path) -> Chain:
     registers = [{"units": 0, "net_sales": 0} for _ in web.GATEWAYS]
     for month in (*MONTHS, 4):
         for g, (sku, territory) in enumerate(web.GATEWAYS):
-            n = web.monthly_units(g, month)
-            registers[g] = {
-                "units": registers[g]["units"] + n,
-                "net_sales": registers[g]["net_sales"] + n * web.PRICE[sku],
-            }
+            registers[g] = web.grown(registers[g], g, sku, month)
             chain.usage_txs.append(h.usage(gateways[g], sku, territory, dict(registers[g])))
         h.ok(ms_of_date(2026, month, 15))
         if month == 3:

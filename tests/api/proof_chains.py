@@ -78,20 +78,14 @@ def build_payments_chain(path: pathlib.Path) -> PaymentsChain:
         mp.setattr(web, "Harness", _leveldb_harness(path))
         h = web.build()
     chain = PaymentsChain(h)
-    gateways = [crypto.Signer(bytes([0x60 + g]) * 32) for g in range(len(web.GATEWAYS))]
-    for g, (sku, _t) in enumerate(web.GATEWAYS):
-        h.enrol("oem", gateways[g], sku)
+    gateways = web.enrol_gateways(h)
     h.ok()
     _deposit(h, "first", FIRST_DEPOSIT)
     h.ok()
     registers = [{"units": 0, "net_sales": 0} for _ in web.GATEWAYS]
     for month in (1, 2, 3):
         for g, (sku, territory) in enumerate(web.GATEWAYS):
-            n = web.monthly_units(g, month)
-            registers[g] = {
-                "units": registers[g]["units"] + n,
-                "net_sales": registers[g]["net_sales"] + n * web.PRICE[sku],
-            }
+            registers[g] = web.grown(registers[g], g, sku, month)
             chain.usage_txs.append(h.usage(gateways[g], sku, territory, dict(registers[g])))
         h.ok(ms_of_date(2026, month, 15))
     chain.close_height = h.store.next_height

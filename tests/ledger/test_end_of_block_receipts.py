@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import pytest
 
-from node.ledger import app, crypto
+from node.ledger import app
 from node.ledger.app import BlockInvalid, check_result, execute_block
 from node.ledger.block import Event, Receipt, system_receipt_id, system_receipts
 from node.ledger.calendar import ms_of_date
@@ -47,20 +47,14 @@ def quarter_with_short_balance() -> tuple[Harness, int, int]:
     """The licensing web with one quarter of usage closed; returns (harness, height of
     the close block, height of the next block: the due-date one, left to the caller)."""
     h = web.build()
-    gateways = [crypto.Signer(bytes([0x60 + g]) * 32) for g in range(len(web.GATEWAYS))]
-    for g, (sku, _t) in enumerate(web.GATEWAYS):
-        h.enrol("oem", gateways[g], sku)
+    gateways = web.enrol_gateways(h)
     h.ok()
     _deposit(h, "first", FIRST_DEPOSIT)
     h.ok()
     registers = [{"units": 0, "net_sales": 0} for _ in web.GATEWAYS]
     for month in (1, 2, 3):
         for g, (sku, territory) in enumerate(web.GATEWAYS):
-            n = web.monthly_units(g, month)
-            registers[g] = {
-                "units": registers[g]["units"] + n,
-                "net_sales": registers[g]["net_sales"] + n * web.PRICE[sku],
-            }
+            registers[g] = web.grown(registers[g], g, sku, month)
             h.usage(gateways[g], sku, territory, dict(registers[g]))
         h.ok(ms_of_date(2026, month, 15))
     close_height = h.store.next_height

@@ -86,11 +86,23 @@ def build() -> Harness:
     return h
 
 
-def test_a_year_of_the_licensing_web() -> None:
-    h = build()
+def enrol_gateways(h: Harness) -> list[crypto.Signer]:
+    """One device per production line (GATEWAYS), enrolled by the OEM."""
     gateways = [crypto.Signer(bytes([0x60 + g]) * 32) for g in range(len(GATEWAYS))]
     for g, (sku, _t) in enumerate(GATEWAYS):
         h.enrol("oem", gateways[g], sku)
+    return gateways
+
+
+def grown(register: dict[str, int], g: int, sku: str, month: int) -> dict[str, int]:
+    """Line g's cumulative registers after `month`'s production."""
+    n = monthly_units(g, month)
+    return {"units": register["units"] + n, "net_sales": register["net_sales"] + n * PRICE[sku]}
+
+
+def test_a_year_of_the_licensing_web() -> None:
+    h = build()
+    gateways = enrol_gateways(h)
     h.ok()
     h.tx(
         "oem",
@@ -109,11 +121,7 @@ def test_a_year_of_the_licensing_web() -> None:
     registers = [{"units": 0, "net_sales": 0} for _ in GATEWAYS]
     for month in range(1, 13):
         for g, (sku, territory) in enumerate(GATEWAYS):
-            n = monthly_units(g, month)
-            registers[g] = {
-                "units": registers[g]["units"] + n,
-                "net_sales": registers[g]["net_sales"] + n * PRICE[sku],
-            }
+            registers[g] = grown(registers[g], g, sku, month)
             h.usage(gateways[g], sku, territory, dict(registers[g]))
         h.ok(ms_of_date(2026, month, 15))
         if month % 3 == 0:
