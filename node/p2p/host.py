@@ -574,7 +574,12 @@ class LibP2PNetwork:
             await peer.done.wait()
 
 
-_DIAL_NOISE = ("Failed to open TCP stream", "Failed to open stream to peer")
+_DIAL_NOISE = (
+    "Failed to open TCP stream",
+    "Failed to open stream to peer",
+    # a stream negotiated on a connection the peer is closing (seen while peers shut down)
+    "MultiselectClient handshake: write failed",
+)
 
 
 class _DialFailureFilter(logging.Filter):
@@ -598,7 +603,11 @@ def _wire_libp2p_logging(level: int) -> None:
     for name, child in logging.root.manager.loggerDict.items():
         if name.startswith("libp2p.") and isinstance(child, logging.Logger):
             child.setLevel(logging.NOTSET)
-    for name in ("libp2p.transport.tcp.tcp", "libp2p.host.basic_host"):
+    for name in (
+        "libp2p.transport.tcp.tcp",
+        "libp2p.host.basic_host",
+        "libp2p.protocol_muxer.multiselect_client",
+    ):
         noisy = logging.getLogger(name)
         if _DIAL_FILTER not in noisy.filters:
             noisy.addFilter(_DIAL_FILTER)
