@@ -14,12 +14,12 @@ and validators re-execute it to judge the proposal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from node.ledger import codec, crypto, merkle
-from node.ledger.errors import ProofError
+from node.ledger.errors import LedgerError, ProofError
 from node.ledger.records import Record, require, require_bytes, require_uint
 from node.ledger.tx import Transaction, check_chain_id
 
@@ -118,6 +118,26 @@ class Block(Record):
         """The canonical encoding, spliced from the transactions' own (cached) encodings."""
         txs = codec.join_array([tx.encode() for tx in self.txs])
         return codec.join_map({"header": self.header.encode(), "txs": txs})
+
+    @classmethod
+    def decode_reusing(cls, payload: bytes, known: Callable[[bytes], Transaction | None]) -> Block:
+        """`Block.decode(payload)`, reusing transactions already decoded: `known(raw)` is
+        the Transaction whose encoding is `raw`, if the caller holds one (a node: its
+        mempool). Only the header and unknown transactions are decoded; the block re-joined
+        from the parts must equal `payload` byte for byte (so a wrong `known` answer only
+        costs time). Whatever does not pass goes to `Block.decode`, which alone decides
+        rejections and their codes."""
+        parts = codec.split_map(payload, frozenset({"txs"}))
+        if parts is not None and set(parts) == {"header", "txs"} and isinstance(parts["txs"], list):
+            try:
+                header = BlockHeader.decode(parts["header"])
+                txs = tuple(known(raw) or Transaction.decode_tx(raw) for raw in parts["txs"])
+                block = cls(header, txs)
+                if block.encode() == payload:
+                    return block
+            except (LedgerError, ValueError):
+                pass
+        return cls.decode(payload)
 
     def tx_leaves(self) -> list[bytes]:
         return [tx.encode() for tx in self.txs]

@@ -276,6 +276,60 @@ def join_map(encoded_values: Mapping[str, bytes]) -> bytes:
     return _joined(_PACKER.pack_map_header(len(encoded_values)), parts)
 
 
+def split_map(data: bytes, array_keys: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """Cut an encoded map into its values' encodings without decoding them: {key: bytes},
+    or {key: [item bytes]} for keys in `array_keys` whose value is an array. msgpack's own
+    reader skips over each value, so this costs little more than a copy. None when `data`
+    is not such a map (the caller falls back to `decode`, which says what is wrong).
+
+    Nothing here vouches that the parts are canonical: a caller decodes strictly the parts
+    it does not already know, re-joins them (`join_map`, `join_array`) and compares the
+    result with `data` byte for byte.
+    """
+    if len(data) > MAX_ENCODED_BYTES:
+        return None
+    reader = msgpack.Unpacker(
+        raw=False,
+        strict_map_key=True,
+        ext_hook=_reject_ext,
+        max_buffer_size=max(len(data), 1),
+        max_str_len=MAX_STR_BYTES,
+        max_bin_len=MAX_STR_BYTES,
+        max_array_len=MAX_CONTAINER_LEN,
+        max_map_len=MAX_CONTAINER_LEN,
+    )
+    try:
+        reader.feed(data)
+        out: dict[str, Any] = {}
+        for _ in range(reader.read_map_header()):
+            key = reader.unpack()
+            if not isinstance(key, str) or key in out:
+                return None
+            if key in array_keys:
+                items = []
+                for _ in range(reader.read_array_header()):
+                    start = reader.tell()
+                    reader.skip()
+                    items.append(data[start : reader.tell()])
+                out[key] = items
+            else:
+                start = reader.tell()
+                reader.skip()
+                out[key] = data[start : reader.tell()]
+        if reader.tell() != len(data):
+            return None
+    except (
+        msgpack.UnpackException,
+        ValueError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        CodecError,
+    ):
+        return None  # OutOfData, FormatError, StackError; CodecError from _reject_ext
+    return out
+
+
 def _joined(header: bytes, parts: Sequence[bytes]) -> bytes:
     data = header + b"".join(parts)
     if len(data) > MAX_ENCODED_BYTES:

@@ -150,8 +150,8 @@ class Node:
         self.inbound = inbound
         self.clock_ns = clock_ns
         self.sigs = SignatureCache()
-        self.shell = LedgerShell(store, genesis, self.sigs)
         self.mempool = Mempool(settings.mempool_max)
+        self.shell = LedgerShell(store, genesis, self.sigs, self.mempool.by_wire)
         self.metrics = Metrics()
         self.verify_limiter = trio.CapacityLimiter(2)
         self._events_tx, self._events_rx = trio.open_memory_channel[Event](settings.events_max)

@@ -9,7 +9,9 @@ Rules kept here:
 - A proposer executes before proposing (the header commits to its own results); a
   validator re-executes to judge; the result of either is cached by block hash so the
   commit does not execute the block a third time.
-- Each transaction signature is verified once per node (`SignatureCache`): on entry to
+- Each transaction is decoded once per node: a proposal's transactions are taken from
+  the mempool by their encoding (`known_tx`), and the proposer's own block is never
+  decoded. Each transaction signature is verified once per node (`SignatureCache`): on entry to
   the mempool, or on first sight in a proposal.
 - Everything here is synchronous and may block (LevelDB, the VM); the driver runs it in a
   worker thread. Only the driver task calls it, so there is one writer.
@@ -18,7 +20,7 @@ Rules kept here:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consensus.messages import NULL_DIGEST
@@ -79,8 +81,15 @@ class Built:
 class LedgerShell:
     """One node's chain: the store plus the execution cache."""
 
-    def __init__(self, store: ChainStore, genesis: Genesis, sigs: SignatureCache) -> None:
+    def __init__(
+        self,
+        store: ChainStore,
+        genesis: Genesis,
+        sigs: SignatureCache,
+        known_tx: Callable[[bytes], Transaction | None] = lambda _raw: None,
+    ) -> None:
         self.store = store
+        self.known_tx = known_tx  # a transaction this node already decoded, by encoding
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.sigs = sigs
@@ -127,12 +136,15 @@ class LedgerShell:
         key = crypto.sha256(payload)
         block = self._decoded.get(key)
         if block is None:
-            block = Block.decode(payload)
+            block = Block.decode_reusing(payload, self.known_tx)
             block.check_body()
-            self._decoded[key] = block
-            if len(self._decoded) > 8:
-                self._decoded.popitem(last=False)
+            self._remember_decoded(key, block)
         return block
+
+    def _remember_decoded(self, key: bytes, block: Block) -> None:
+        self._decoded[key] = block
+        if len(self._decoded) > 8:
+            self._decoded.popitem(last=False)
 
     def digest(self, payload: bytes) -> bytes:
         """The consensus digest of a payload: the block (header) hash. Raises on garbage;
@@ -187,6 +199,7 @@ class LedgerShell:
         block = Block(self._header(info, proposer, keep, result), tuple(keep))
         payload = block.encode()
         self._cache(block.hash(), payload, result)
+        self._remember_decoded(crypto.sha256(payload), block)  # consensus digests it next
         return Built(block, result, payload, deferred)
 
     def null_block(self, seq: int) -> Built:

@@ -9,6 +9,11 @@ Rules kept here:
   the order they were submitted. A transaction the proposer deferred (nonce not yet
   reachable) goes back to the end; after `deferrals_max` deferrals it is dropped, and
   anything older than the node's TTL is dropped on every node (`expire`).
+- Also indexed by each transaction's encoding (`by_wire`), so a proposal's transactions
+  are taken from here instead of being decoded again (node/ledger/block.py
+  `Block.decode_reusing`). That lookup may run in a worker thread while the event loop
+  changes the pool: a plain dict read, atomic under the GIL; a stale answer only costs a
+  decode.
 - No I/O and no clock of its own: entry times are passed in (for the commit-latency
   metric).
 """
@@ -38,6 +43,7 @@ class Mempool:
         self.size_max = size_max
         self.deferrals_max = deferrals_max
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self._wires: dict[bytes, bytes] = {}  # encoding -> tx id
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -61,7 +67,20 @@ class Mempool:
             raise MempoolFull(retry_after_s=1)
         for tx_id, tx in fresh.items():
             self._entries[tx_id] = Entry(tx, now_ns, local)
+            self._wires[tx.encode()] = tx_id
         return list(fresh)
+
+    def by_wire(self, raw: bytes) -> Transaction | None:
+        """The waiting transaction whose encoding is `raw`, if any."""
+        tx_id = self._wires.get(raw)
+        entry = self._entries.get(tx_id) if tx_id is not None else None
+        return entry.tx if entry is not None else None
+
+    def _forget(self, tx_id: bytes) -> Entry | None:
+        entry = self._entries.pop(tx_id, None)
+        if entry is not None:
+            self._wires.pop(entry.tx.encode(), None)
+        return entry
 
     def take(self, count_max: int) -> list[tuple[bytes, Transaction]]:
         """The oldest `count_max` transactions (left in place until committed)."""
@@ -79,6 +98,7 @@ class Mempool:
                 continue
             entry.deferrals += 1
             if entry.deferrals > self.deferrals_max:
+                self._wires.pop(entry.tx.encode(), None)
                 self.dropped += 1
                 continue
             self._entries[tx_id] = entry
@@ -88,7 +108,7 @@ class Mempool:
         fills: the primary defers it, the other validators only ever see it wait)."""
         old = [tx_id for tx_id, e in self._entries.items() if now_ns - e.entered_ns > ttl_ns]
         for tx_id in old:
-            del self._entries[tx_id]
+            self._forget(tx_id)
         self.dropped += len(old)
         return len(old)
 
@@ -96,7 +116,7 @@ class Mempool:
         """Forget committed transactions; returns their entries (for latency metrics)."""
         out = []
         for tx_id in tx_ids:
-            entry = self._entries.pop(tx_id, None)
+            entry = self._forget(tx_id)
             if entry is not None:
                 out.append(entry)
         return out

@@ -12,7 +12,9 @@ from node.ledger import crypto
 from node.ledger.block import Block, tx_root
 from node.ledger.certificate import CommitCertificate, CommitSignature, commit_vote_value
 from node.ledger.errors import LedgerError
+from node.ledger.tx import Transaction
 from node.runtime.ledger_shell import NULL_PROPOSER, LedgerShell, SignatureCache
+from node.runtime.mempool import Mempool
 from node.store.chain import ChainStore
 from node.store.kv import LevelDBKV
 from tests.runtime.cluster import CHAIN, T0_MS, deposit, make_genesis
@@ -158,3 +160,24 @@ def test_store_from_another_genesis_is_refused(tmp_path) -> None:  # type: ignor
     with pytest.raises(Exception, match="genesis"):
         LedgerShell(ChainStore(kv), other, SignatureCache())
     kv.close()
+
+
+def test_a_backup_takes_proposal_transactions_from_its_mempool(setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shell, validators, user = setup
+    txs = [deposit(user, n) for n in (1, 2, 3)]
+    built = shell.build(txs, validators[0].public_key, T0_MS)
+    pool = Mempool()
+    # The backup decoded the first two from a forwarded batch; the third it never saw.
+    held = [Transaction.decode_tx(tx.encode()) for tx in txs[:2]]
+    pool.add_batch([(tx.tx_id, tx) for tx in held], 0, local=False)
+    genesis, _, _ = make_genesis(4)
+    kv = LevelDBKV(tmp_path / "backup")
+    backup = LedgerShell(ChainStore(kv), genesis, SignatureCache(), pool.by_wire)
+    try:
+        block = backup.decode_block(built.payload)
+        assert block == built.block
+        assert block.txs[0] is held[0] and block.txs[1] is held[1]
+        assert block.txs[2] is not txs[2]  # decoded from the payload
+        assert backup.judge(1, built.payload, validators[0].public_key, T0_MS, DRIFT) == ""
+    finally:
+        kv.close()

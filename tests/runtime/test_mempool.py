@@ -39,3 +39,16 @@ def test_expire_drops_only_old_entries_and_remove_returns_entries() -> None:
     assert [t for t, _ in pool.take(10)] == [TXS[2][0], TXS[3][0]]
     entries = pool.remove([TXS[2][0], TXS[7][0]])
     assert [e.tx for e in entries] == [TXS[2][1]] and len(pool) == 1
+
+
+def test_transactions_are_found_by_their_encoding_while_they_wait() -> None:
+    pool = Mempool(size_max=10, deferrals_max=0)
+    pool.add_batch(TXS[:4], 0, local=True)
+    assert [pool.by_wire(tx.encode()) for _, tx in TXS[:5]] == [tx for _, tx in TXS[:4]] + [None]
+    pool.remove([TXS[0][0]])
+    pool.expire(now_ns=10, ttl_ns=5)  # everything is older than 5 ns
+    assert pool.by_wire(TXS[1][1].encode()) is None and len(pool) == 0
+    pool.add_batch(TXS[4:6], 20, local=True)
+    pool.defer([TXS[4][0]])  # over deferrals_max: dropped
+    assert pool.by_wire(TXS[4][1].encode()) is None
+    assert pool.by_wire(TXS[5][1].encode()) is TXS[5][1]
