@@ -98,14 +98,17 @@ def execute_block(
     txs: Sequence[Transaction],
     signature_ok: Callable[[Transaction], bool] = _verify,
     share_records: bool = True,
+    txs_root: bytes | None = None,
 ) -> BlockResult:
-    """Execute `txs` at `block` on top of `base`; raises BlockInvalid for an unfit block."""
+    """Execute `txs` at `block` on top of `base`; raises BlockInvalid for an unfit block.
+    `txs_root`: the Merkle root of `txs` when the caller already computed it from them
+    (`Block.body_root()`), so a judged block is not hashed twice."""
     executed = run_transactions(base, block, txs, signature_ok, share_records)
     return BlockResult(
         receipts=executed.receipts,
         changes=executed.changes,
         accumulator=accumulator.apply(executed.changes),
-        tx_root=tx_root(txs),
+        tx_root=tx_root(txs) if txs_root is None else txs_root,
         receipt_root=receipt_root(executed.receipts),
         validator_set=executed.validator_set,
     )
@@ -219,6 +222,6 @@ def check_result(header: BlockHeader, result: BlockResult) -> None:
 def replay_block(base: ScanReader, accumulator: StateAccumulator, block: Block) -> BlockResult:
     """Re-execute a stored or proposed block and check it against its own header."""
     info = BlockInfo(block.header.chain_id, block.header.height, block.header.timestamp_ms)
-    result = execute_block(base, accumulator, info, block.txs)
+    result = execute_block(base, accumulator, info, block.txs, txs_root=block.body_root())
     check_result(block.header, result)
     return result

@@ -107,9 +107,18 @@ class BlockHeader(Record):
 class Block(Record):
     header: BlockHeader
     txs: tuple[Transaction, ...]
+    _body_root: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         require(len(self.txs) == self.header.tx_count, "tx_count does not match the body")
+
+    def body_root(self) -> bytes:
+        """The Merkle root of the transactions as they are (computed once per object)."""
+        root = self._body_root
+        if root is None:
+            root = tx_root(self.txs)
+            object.__setattr__(self, "_body_root", root)
+        return root
 
     def hash(self) -> bytes:
         return self.header.hash()
@@ -144,7 +153,7 @@ class Block(Record):
 
     def check_body(self) -> None:
         """Raise ProofError unless the transactions are the ones the header commits to."""
-        if merkle.root(self.tx_leaves()) != self.header.tx_root:
+        if self.body_root() != self.header.tx_root:
             raise ProofError("tx_root", "block body does not match its header's tx_root")
         for tx in self.txs:
             if tx.chain_id != self.header.chain_id:

@@ -163,8 +163,11 @@ class LedgerShell:
 
     # -- executing -------------------------------------------------------------------
 
-    def _execute(self, info: BlockInfo, txs: Sequence[Transaction]) -> BlockResult:
-        return execute_block(self.store, self.store.accumulator(), info, txs, self.sigs.check)
+    def _execute(
+        self, info: BlockInfo, txs: Sequence[Transaction], root: bytes | None = None
+    ) -> BlockResult:
+        accumulator = self.store.accumulator()
+        return execute_block(self.store, accumulator, info, txs, self.sigs.check, txs_root=root)
 
     def _header(
         self, info: BlockInfo, proposer: bytes, txs: Sequence[Transaction], result: BlockResult
@@ -236,7 +239,7 @@ class LedgerShell:
                 return why
         try:
             info = BlockInfo(self.chain_id, header.height, header.timestamp_ms)
-            result = self._execute(info, block.txs)
+            result = self._execute(info, block.txs, block.body_root())
             check_result(header, result)
         except BlockInvalid as exc:
             return f"{exc.code}: {exc.detail}"
@@ -265,7 +268,7 @@ class LedgerShell:
                 result = cached[1]
             else:
                 info = BlockInfo(self.chain_id, block.header.height, block.header.timestamp_ms)
-                result = self._execute(info, block.txs)
+                result = self._execute(info, block.txs, block.body_root())
                 check_result(block.header, result)
             if block.header.height != seq:
                 raise LedgerError("divergence", f"block height {block.header.height} at seq {seq}")
