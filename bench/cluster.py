@@ -329,15 +329,28 @@ def _sender(
 # -- one measured run ------------------------------------------------------------------
 
 
+def _stat_cpu(path: Path) -> float:
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(node: NodeProc) -> float:
     """User + system CPU seconds the node process has used (Linux /proc)."""
     if node.proc is None:
         return 0.0
-    try:
-        fields = Path(f"/proc/{node.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    return _stat_cpu(Path(f"/proc/{node.proc.pid}/stat"))
+
+
+def loop_cpu_seconds(node: NodeProc) -> float:
+    """CPU seconds of the node's main thread (the trio event loop: network, API,
+    consensus); the rest of `cpu_seconds` is worker threads (execution, signatures,
+    LevelDB) and exited threads."""
+    if node.proc is None:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu(Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/stat"))
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -347,9 +360,11 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _node_histogram(nodes: Sequence[NodeProc]) -> dict[float, float]:
-    """alps_commit_latency_seconds buckets (le -> cumulative count), summed over nodes."""
-    total: dict[float, float] = {}
+def _scrape(nodes: Sequence[NodeProc]) -> tuple[dict[float, float], dict[str, float]]:
+    """From the nodes' /metrics, summed over nodes: the alps_commit_latency_seconds buckets
+    (le -> cumulative count) and alps_worker_cpu_seconds_total by job."""
+    buckets: dict[float, float] = {}
+    worker: dict[str, float] = {}
     for node in nodes:
         if not node.alive():
             continue
@@ -362,8 +377,11 @@ def _node_histogram(nodes: Sequence[NodeProc]) -> dict[float, float]:
             if line.startswith("alps_commit_latency_seconds_bucket{"):
                 le = line.split('le="')[1].split('"')[0]
                 bound = float("inf") if le == "+Inf" else float(le)
-                total[bound] = total.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
-    return total
+                buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+            elif line.startswith("alps_worker_cpu_seconds_total{"):
+                job = line.split('job="')[1].split('"')[0]
+                worker[job] = worker.get(job, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets, worker
 
 
 def _histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
@@ -407,8 +425,9 @@ def run_load(
     sign enough ahead). Returns committed tx/s and latencies."""
     n = len(net.nodes)
     load.ensure(int((rate or peak) * seconds * 1.2 / n) + load.batch)
-    hist_before = _node_histogram(net.nodes)
+    hist_before, worker_before = _scrape(net.nodes)
     cpu_before = [cpu_seconds(node) for node in net.nodes]
+    loop_before = [loop_cpu_seconds(node) for node in net.nodes]
     observer = Observer(net.nodes[0], load.ids)
     observer.start()
     out = Submitted()
@@ -453,8 +472,9 @@ def run_load(
         raise RuntimeError(f"node(s) {dead} exited during the run; log tail:\n{tail}")
     if errors:
         raise errors[0]
-    hist_after = _node_histogram(net.nodes)
+    hist_after, worker_after = _scrape(net.nodes)
     cpu_used = sum(cpu_seconds(node) for node in net.nodes) - sum(cpu_before)
+    loop_used = sum(loop_cpu_seconds(node) for node in net.nodes) - sum(loop_before)
     committed_all = sum(c for _, _, c in observer.blocks)
     load.sent += len(due)
     latencies = [observer.seen[t] - d for t, d in due.items() if t in observer.seen]
@@ -474,6 +494,11 @@ def run_load(
         "blocks": len(observer.blocks),
         "view": max(views, default=-1),
         "node_cpu_us_per_tx": cpu_used / n / max(committed_all, 1) * 1e6,
+        "loop_cpu_us_per_tx": loop_used / n / max(committed_all, 1) * 1e6,
+        "worker_cpu_us_per_tx": {
+            job: (worker_after[job] - worker_before.get(job, 0.0)) / n / max(committed_all, 1) * 1e6
+            for job in sorted(worker_after)
+        },
     }
 
 
@@ -627,6 +652,7 @@ SUMMARY_KEYS = (
     "node_p50_s",
     "node_p99_s",
     "node_cpu_us_per_tx",
+    "loop_cpu_us_per_tx",
 )
 
 
@@ -678,7 +704,9 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         for mode in ("steady", "saturation"):
             if mode in c:
                 runs = c[mode]["runs"]
-                c[mode].update({key: spread([r[key] for r in runs]) for key in SUMMARY_KEYS})
+                c[mode].update(
+                    {k: spread([r[k] for r in runs]) for k in SUMMARY_KEYS if k in runs[0]}
+                )
     return result
 
 
@@ -730,6 +758,25 @@ def _fmt(s: dict[str, float], scale: float = 1.0, digits: int = 0) -> str:
     )
 
 
+def _stages(runs: Sequence[dict[str, Any]]) -> str:
+    """Median per-node CPU per committed transaction, by where it was spent: the event
+    loop, and each kind of worker-thread job (verify, build, judge, commit, hard_state)."""
+    runs = [r for r in runs if "worker_cpu_us_per_tx" in r]
+    if not runs:
+        return ""
+    parts = {"loop": statistics.median(r["loop_cpu_us_per_tx"] for r in runs)}
+    for job in sorted({j for r in runs for j in r["worker_cpu_us_per_tx"]}):
+        parts[job] = statistics.median(r["worker_cpu_us_per_tx"].get(job, 0.0) for r in runs)
+    total = statistics.median(r["node_cpu_us_per_tx"] for r in runs)
+    parts["other threads"] = total - sum(parts.values())
+    return ", ".join(f"{k} {v:,.0f}" for k, v in parts.items())
+
+
+def _loop(mode: dict[str, Any]) -> str:
+    loop = mode.get("loop_cpu_us_per_tx")  # absent from results recorded before it existed
+    return f" [loop {loop['median']:,.0f}]" if loop else ""
+
+
 def table(result: dict[str, Any]) -> list[str]:
     """The results as Markdown lines."""
     p = result["pipeline"]
@@ -740,7 +787,8 @@ def table(result: dict[str, Any]) -> list[str]:
         f"CPU per tx, one core {_fmt(one_core)} tx/s; "
         f"limit for n validators on {result['machine']['cores']} cores = one-core rate x "
         f"{result['machine']['cores']} / n. Node CPU µs/tx: CPU seconds used by the node "
-        "processes per committed transaction, per node (compare with the pipeline's µs/tx); "
+        "processes per committed transaction, per node (compare with the pipeline's µs/tx), "
+        "and in brackets the part spent on the event loop (network, API, consensus); "
         "view: the highest PBFT view at the end (0: no view change).",
         "",
         "| validators | load | limit tx/s | offered tx/s | committed tx/s | ratio to limit "
@@ -759,9 +807,18 @@ def table(result: dict[str, Any]) -> list[str]:
                 f"{_fmt(m['offered_tx_s'])} | {_fmt(m['committed_tx_s'])} | "
                 f"{_fmt(ratio, digits=2)} | {_fmt(m['p50_s'], 1000)} | {_fmt(m['p99_s'], 1000)} | "
                 f"{m['node_p50_s']['median'] * 1000:,.0f}/{m['node_p99_s']['median'] * 1000:,.0f}"
-                f" | {_fmt(m['node_cpu_us_per_tx'])} | {m['rejected']} | {m['uncommitted']}"
+                f" | {_fmt(m['node_cpu_us_per_tx'])}{_loop(m)}"
+                f" | {m['rejected']} | {m['uncommitted']}"
                 f" | {max(r['view'] for r in m['runs'])} |"
             )
+    for c in result["clusters"]:
+        for mode in ("steady", "saturation"):
+            stages = _stages(c.get(mode, {}).get("runs", []))
+            if stages:
+                lines += [
+                    "",
+                    f"Node CPU by stage, {c['validators']} validators, {mode} (µs/tx): {stages}.",
+                ]
     for c in result["clusters"]:
         if "catch_up_error" in c:
             lines += ["", f"Catch-up ({c['validators']} validators) failed: {c['catch_up_error']}"]
@@ -818,6 +875,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--validators", type=int, nargs="+")
     parser.add_argument("--catch-up-blocks", type=int)
+    parser.add_argument("--steady-fraction", type=float, help="steady load / limit (0.5)")
     parser.add_argument("--write", type=Path, help="write a Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--profile-dir", default="", help="ALPS_PROFILE prefix directory")
@@ -838,6 +896,7 @@ def main(args: list[str] | None = None) -> None:
             ("seconds", opts.seconds),
             ("validators", tuple(opts.validators) if opts.validators else None),
             ("catch_up_blocks", opts.catch_up_blocks),
+            ("steady_fraction", opts.steady_fraction),
             ("profile_dir", opts.profile_dir or None),
         )
         if v is not None

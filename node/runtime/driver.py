@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -63,6 +63,7 @@ WORK_SIGNAL = b"work"  # a backup's Propose only arms its view-change timer (§4
 PAYLOAD_BYTES_MAX = PAYLOAD_BYTES_LIMIT  # a block is one msgpack bin in a PRE-PREPARE
 
 log = logging.getLogger("alps.node")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,12 @@ class Metrics:
         )
         self.execute = Histogram(
             "alps_block_execute_seconds", "Executing and storing one block", registry=r
+        )
+        self.worker_cpu = Counter(
+            "alps_worker_cpu_seconds",
+            "CPU time of work done in worker threads, by job",
+            ["job"],
+            registry=r,
         )
 
 
@@ -340,7 +347,7 @@ class Node:
         follow: list[Input] = []
         if ready.hard_state is not None:
             data = ready.hard_state
-            await trio.to_thread.run_sync(self.kv.write, [(HARD_STATE_KEY, data)], True)
+            await self._in_worker("hard_state", self.kv.write, [(HARD_STATE_KEY, data)], True)
         for out in ready.outbound:
             data = bytes([MSG_CONSENSUS]) + out.data
             targets = (out.destination,) if out.destination else self.replica.broadcast_peers
@@ -375,7 +382,8 @@ class Node:
                 item = self._pending_validation.pop(seq)
                 primary = self.validators.primary(item.view)
                 now_ms = self.clock_ns() // 1_000_000
-                why = await trio.to_thread.run_sync(
+                why = await self._in_worker(
+                    "judge",
                     self.shell.judge,
                     seq,
                     item.payload,
@@ -397,8 +405,8 @@ class Node:
             assert stored is not None
             return Executed(seq, stored.header.state_digest)
         started = time.perf_counter()
-        block, result = await trio.to_thread.run_sync(
-            self.shell.commit, seq, committed.payload, committed.certificate
+        block, result = await self._in_worker(
+            "commit", self.shell.commit, seq, committed.payload, committed.certificate
         )
         self.metrics.execute.observe(time.perf_counter() - started)
         now = self.clock_ns()
@@ -449,8 +457,8 @@ class Node:
         count = s.block_max_txs
         while True:
             picked = [tx for _, tx in self.mempool.take(count)]
-            built = await trio.to_thread.run_sync(
-                self.shell.build, picked, self.me, now // 1_000_000
+            built = await self._in_worker(
+                "build", self.shell.build, picked, self.me, now // 1_000_000
             )
             if len(built.payload) <= PAYLOAD_BYTES_MAX or count == 1:
                 break
@@ -467,6 +475,26 @@ class Node:
 
     # -- misc --------------------------------------------------------------------------------
 
+    async def _in_worker(
+        self,
+        job: str,
+        fn: Callable[..., T],
+        *args: Any,
+        limiter: trio.CapacityLimiter | None = None,
+    ) -> T:
+        """Run blocking `fn(*args)` in a worker thread; its CPU time counts under `job`
+        (`alps_worker_cpu_seconds_total`), so the event loop's share is the rest."""
+        counter = self.metrics.worker_cpu.labels(job)
+
+        def timed() -> T:
+            started = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                counter.inc(time.thread_time() - started)
+
+        return await trio.to_thread.run_sync(timed, limiter=limiter)
+
     def _misbehaving(self, peer: bytes, code: str, detail: str = "") -> None:
         self.metrics.misbehaviour.labels(code).inc()
         log.warning(
@@ -482,7 +510,7 @@ class Node:
         def check() -> list[bool]:
             return [self.sigs.check(tx, tx_id) for tx_id, tx in pairs]
 
-        verdicts = await trio.to_thread.run_sync(check, limiter=self.verify_limiter)
+        verdicts = await self._in_worker("verify", check, limiter=self.verify_limiter)
         ok = [p for p, v in zip(pairs, verdicts, strict=True) if v]
         bad = [p for p, v in zip(pairs, verdicts, strict=True) if not v]
         return ok, bad
