@@ -23,10 +23,20 @@ Key layout (all heights are 8-byte big-endian):
   v/<h>           the validator set block h (h >= 1) changed to (its header's
                   validator_set_hash differs from its parent's)
   s/<key>         state value
+
+State reads go through a bounded cache of values (and of absent keys) that commits keep
+exact: `commit_block` writes the batch, then, under the cache lock, bumps a generation
+and updates every key it changed. A read that missed fills the cache only if no commit
+happened since it started, so a value read from LevelDB before a commit can never
+shadow the committed one. (Executing a block reads every key it touches; with the cache
+a hot key -- a device, an accrual, a licence -- costs a dict lookup instead of a LevelDB
+get that releases the GIL.)
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +54,9 @@ HEAD_KEY = b"m/head"
 BLOCK, RECEIPTS, CERT, TXINDEX, STATE = b"b/", b"r/", b"c/", b"x/", b"s/"
 EVENTS, VALIDATOR_CHANGES, SYSTEM_RECEIPTS = b"e/", b"v/", b"y/"
 STATEMENT_EVENTS_MAX = 10_000  # events read for one statement (its close and payments)
+STATE_CACHE_BYTES = 64 * 1024 * 1024  # keys + values held (plus ~150 B per entry)
+_ENTRY_OVERHEAD = 150
+_MISSING = object()  # not in the cache (a cached None means: the key has no value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +94,13 @@ class Head:
 class ChainStore:
     """Typed access to one node's chain over any KV."""
 
-    def __init__(self, kv: KV) -> None:
+    def __init__(self, kv: KV, state_cache_bytes: int = STATE_CACHE_BYTES) -> None:
         self.kv = kv
+        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_max = state_cache_bytes
+        self._cache_lock = threading.Lock()
+        self._generation = 0  # commits so far (a read that spans one does not fill)
         self._check_schema()
         raw = kv.get(HEAD_KEY)
         self._head: Head | None = Head.decode(raw) if raw is not None else None
@@ -113,7 +131,26 @@ class ChainStore:
         return self._head.accumulator if self._head else StateAccumulator()
 
     def get_state(self, key: bytes) -> bytes | None:
-        return self.kv.get(STATE + key)
+        cached = self._cache.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        generation = self._generation
+        value = self.kv.get(STATE + key)
+        with self._cache_lock:
+            if generation == self._generation:
+                self._remember(key, value)
+        return value
+
+    def _remember(self, key: bytes, value: bytes | None) -> None:
+        """Cache `value` for `key` (caller holds the lock); evicts the oldest entries."""
+        if key in self._cache:
+            old = self._cache.pop(key)
+            self._cache_bytes -= len(key) + len(old or b"") + _ENTRY_OVERHEAD
+        self._cache[key] = value
+        self._cache_bytes += len(key) + len(value or b"") + _ENTRY_OVERHEAD
+        while self._cache_bytes > self._cache_max and self._cache:
+            k, v = self._cache.popitem(last=False)
+            self._cache_bytes -= len(k) + len(v or b"") + _ENTRY_OVERHEAD
 
     # StateReader protocol, so a ledger Overlay can read straight through the store.
     get = get_state
@@ -236,6 +273,10 @@ class ChainStore:
         head = Head(h, block_hash, accumulator)
         ops.append((HEAD_KEY, head.encode()))
         self.kv.write(ops, sync=sync)
+        with self._cache_lock:
+            self._generation += 1
+            for key, (_old, new) in changes.items():
+                self._remember(key, new)
         self._head = head
         return head
 

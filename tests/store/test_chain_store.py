@@ -14,7 +14,7 @@ import pytest
 from node.ledger.state import digest_of
 from node.store.chain import SCHEMA_KEY, ChainStore
 from node.store.kv import LevelDBKV, MemoryKV, StoreError
-from tests.factory import build_chain, expected_state
+from tests.factory import build_chain, expected_state, state_changes_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -119,3 +119,59 @@ def test_kill_9_during_commits_leaves_an_exact_prefix(tmp_path: pathlib.Path) ->
         heights.append(assert_store_is_prefix(store, chain))
         store.close()
     assert heights == sorted(heights) and heights[-1] > 0
+
+
+class CountingKV(MemoryKV):
+    """MemoryKV that counts state reads and can run a hook in the middle of one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state_gets = 0
+        self.during_get = None  # called after the value is read, before it is returned
+
+    def get(self, key: bytes) -> bytes | None:
+        value = super().get(key)
+        if key.startswith(b"s/"):
+            self.state_gets += 1
+            hook, self.during_get = self.during_get, None
+            if hook is not None:
+                hook()
+        return value
+
+
+ALL_KEYS = sorted({k for h in range(40) for k in expected_state(h)} | {b"never"})
+
+
+@pytest.mark.parametrize("cache_bytes", [64 * 1024 * 1024, 400])
+def test_state_reads_through_the_cache_equal_the_committed_state(cache_bytes: int) -> None:
+    """Every read between commits equals the state of the prefix (values, empty values,
+    deleted and never-written keys), whatever the cache holds or evicts; with room for
+    everything a second pass reads nothing from the KV."""
+    chain = build_chain(40)
+    kv = CountingKV()
+    store = ChainStore(kv, state_cache_bytes=cache_bytes)
+    for h, built in enumerate(chain):
+        commit(store, built)
+        state = expected_state(h)
+        for _ in range(2):
+            assert {k: store.get_state(k) for k in ALL_KEYS} == {k: state.get(k) for k in ALL_KEYS}
+        assert store._cache_bytes <= cache_bytes
+    before = kv.state_gets
+    assert [store.get_state(k) for k in ALL_KEYS] == [expected_state(39).get(k) for k in ALL_KEYS]
+    assert (kv.state_gets == before) == (cache_bytes > 10_000)
+
+
+def test_a_read_overtaken_by_a_commit_does_not_cache_the_old_value() -> None:
+    """A reader gets a value from the KV, then (another thread) a commit changes that key
+    before the reader fills the cache: the reader's old value must not shadow the new one."""
+    chain = build_chain(3)
+    kv = CountingKV()
+    store = ChainStore(kv)
+    commit(store, chain[0])
+    commit(store, chain[1])
+    key = b"k2"  # written by block 2 (rotating counter k<h % 7>)
+    assert key in state_changes_for(2) and store.get_state(key) is None
+    store._cache.clear()
+    kv.during_get = lambda: commit(store, chain[2])
+    assert store.get_state(key) is None  # the reader's value, read before the commit
+    assert store.get_state(key) == expected_state(2)[key]
