@@ -79,6 +79,7 @@ class Knobs:
     tick_ms: int = 20
     timeout_ticks: int = 250  # 5 s: a shared 2-core machine stalls nodes for seconds
     mempool_size: int = 50_000
+    in_flight_max: int = 2
 
     def apply(self, cfg: NodeConfig) -> NodeConfig:
         return dataclasses.replace(
@@ -87,7 +88,10 @@ class Knobs:
                 cfg.consensus, tick_ms=self.tick_ms, view_change_timeout_ticks=self.timeout_ticks
             ),
             block=dataclasses.replace(
-                cfg.block, max_txs=self.block_max_txs, interval_ms=self.block_interval_ms
+                cfg.block,
+                max_txs=self.block_max_txs,
+                interval_ms=self.block_interval_ms,
+                in_flight_max=self.in_flight_max,
             ),
             mempool=dataclasses.replace(cfg.mempool, size_max=self.mempool_size),
         )
@@ -876,6 +880,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--validators", type=int, nargs="+")
     parser.add_argument("--catch-up-blocks", type=int)
     parser.add_argument("--steady-fraction", type=float, help="steady load / limit (0.5)")
+    parser.add_argument("--in-flight", type=int, help="[block] in_flight_max of the nodes (2)")
     parser.add_argument("--write", type=Path, help="write a Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--profile-dir", default="", help="ALPS_PROFILE prefix directory")
@@ -901,6 +906,8 @@ def main(args: list[str] | None = None) -> None:
         )
         if v is not None
     }
+    if opts.in_flight:
+        changes["knobs"] = dataclasses.replace(plan.knobs, in_flight_max=opts.in_flight)
     plan = dataclasses.replace(plan, **changes)
     # SIGTERM (and SIGINT, which a background job ignores) unwind through the `finally`
     # blocks that kill the node processes

@@ -41,7 +41,13 @@ After a restart, feed `Executed` for every block the store holds above
 `replica.executed_seq`. Read-only helpers: `replica.validators` (the set in force),
 `replica.is_primary`, `replica.can_propose` (propose only then), `replica.view`,
 `replica.catch_up_target` (the seq f+1 peers reached; below it the node is syncing),
-`replica.next_seq`. A backup's `Propose` only arms its view-change timer (§4.4).
+`replica.next_seq`, `replica.accepted_digest(seq)` (the digest accepted for seq in the
+current view). A backup's `Propose` only arms its view-change timer (§4.4).
+With `max_outstanding > 1` the primary may propose seq+1 before seq commits; a payload
+whose validity depends on its predecessor (the ledger's header commits to its state)
+must then be judged valid only once that predecessor is committed with the digest it
+builds on: a backup that PREPAREs seq+1 only after seq committed locally keeps PBFT's
+guarantee that a prepared seq+1 has a committed (hence fixed) predecessor.
 Exceptions: `ConsensusError(code, detail)`; `InvariantError` (stop the node) and
 `UsageError` (the shell broke this contract).
 """

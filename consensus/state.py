@@ -123,6 +123,14 @@ class ReplicaState:
         voted = [seq for (_, view, seq) in self.votes if view == self.view]  # survives restart
         return max([*assigned, *voted, self.stable_seq, self.delivered_seq]) + 1
 
+    def accepted_digest(self, seq: int) -> bytes | None:
+        """The digest this replica accepted for `seq` in the current view, if any (a
+        primary pipelining proposals builds seq+1 on top of it)."""
+        slot = self.slots.get(seq)
+        if slot is None or slot.view != self.view or slot.digest is None:
+            return None
+        return slot.digest
+
     @property
     def high_watermark(self) -> int:
         """§4.3 H = h + L, clipped so the window never spans two validator sets."""

@@ -220,10 +220,12 @@ class BlockSettings:
     SECTION: ClassVar[str] = "block"
     max_txs: int = 2000
     interval_ms: int = 200
+    in_flight_max: int = 2  # proposed and not yet committed (1: no pipelining)
 
     def __post_init__(self) -> None:
         _int_in(self.max_txs, "block.max_txs", 1, 10_000)
         _int_in(self.interval_ms, "block.interval_ms", 1, 60_000)
+        _int_in(self.in_flight_max, "block.in_flight_max", 1, 8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ def settings_from(config: NodeConfig) -> Settings:
         forward_batch_max=config.mempool.forward_batch_max,
         block_max_txs=config.block.max_txs,
         block_interval_ms=config.block.interval_ms,
+        blocks_in_flight=config.block.in_flight_max,
     )
 
 

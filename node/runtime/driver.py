@@ -4,17 +4,24 @@ Rules kept here (consensus/__init__.py is the contract):
 - Only `_drive` steps the replica. Inputs arrive on one bounded channel (peer messages,
   ticks, wake-ups); follow-up inputs (verdicts, `Executed`, `ServeBlocks`) are fed before
   the next channel event.
-- Per `Ready`: persist the hard state with fsync BEFORE sending; send; judge proposals
-  (only once the previous block is executed, so a proposal may wait); execute committed
-  blocks and answer `Executed` only after the block is durable; log misbehaviour; serve
-  lagging peers from the store.
+- Per `Ready`: persist the hard state with fsync BEFORE sending; send; queue proposals
+  to judge; execute committed blocks and answer `Executed` only after the block is
+  durable; release verdicts; log misbehaviour; serve lagging peers from the store.
+- Pipelining (`blocks_in_flight`): one *execution lane* builds (primary) or judges
+  (backup) one block at a time in a worker thread while the driver keeps stepping the
+  replica. The primary builds block N+1 on top of its executed, uncommitted block N; a
+  backup judges N+1 on top of the N it judged, and releases that verdict (PREPARE) only
+  once N is committed with the hash N+1 names as parent (else it judges again on the
+  committed chain). A prepared N+1 thus always has a committed predecessor, so a view
+  change never carries a block whose parent will not be the committed one.
 - Blocking work (LevelDB writes, block execution, signature checks) runs in worker
   threads; the event loop keeps serving the network and the API meanwhile.
 - Transactions: the API and peers feed the mempool (signatures checked once, in a
   thread); locally submitted ones are forwarded in batches to every validator, so a new
-  primary after a view change already holds them. The primary proposes when the previous
-  block is executed and either a full block is waiting or `block_interval_ms` passed; an
-  empty heartbeat block every `heartbeat_ms` keeps block time moving for period closes.
+  primary after a view change already holds them. The primary proposes when the lane is
+  free, its parent is executed here, and either a full block is waiting or
+  `block_interval_ms` passed; an empty heartbeat block every `heartbeat_ms` (only when
+  nothing is in flight) keeps block time moving for period closes.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import trio
@@ -51,7 +58,7 @@ from node.ledger.errors import LedgerError
 from node.ledger.genesis import Genesis
 from node.ledger.tx import MAX_TX_BYTES, Transaction
 from node.runtime.interface import MempoolFull, PeerNetwork, SubmitResult
-from node.runtime.ledger_shell import LedgerShell, SignatureCache
+from node.runtime.ledger_shell import Built, Judged, LedgerShell, SignatureCache
 from node.runtime.mempool import Mempool
 from node.store.chain import ChainStore
 from node.store.kv import KV
@@ -61,6 +68,8 @@ MSG_CONSENSUS = 0x01
 MSG_TXS = 0x02
 WORK_SIGNAL = b"work"  # a backup's Propose only arms its view-change timer (§4.4)
 PAYLOAD_BYTES_MAX = PAYLOAD_BYTES_LIMIT  # a block is one msgpack bin in a PRE-PREPARE
+INGEST_BATCHES_MAX = 64  # forwarded batches verified in one worker job
+BLOCK_ENVELOPE_BYTES = 4096  # a block's header and map/array framing around its txs
 
 log = logging.getLogger("alps.node")
 T = TypeVar("T")
@@ -83,11 +92,26 @@ class Settings:
     tx_batches_max: int = 256
     waiters_max: int = 20_000
     mempool_ttl_s: int = 600
+    blocks_in_flight: int = 2  # proposals not yet committed (pipelining; 1 = none)
 
     def __post_init__(self) -> None:
-        for name in ("tick_ms", "mempool_max", "forward_batch_max", "block_max_txs"):
+        for name in (
+            "tick_ms",
+            "mempool_max",
+            "forward_batch_max",
+            "block_max_txs",
+            "blocks_in_flight",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+
+
+def _decode_tx_batch(body: bytes) -> list[Transaction]:
+    """A peer's forwarded batch: a list of transaction encodings. Raises LedgerError."""
+    items = codec.decode(body)
+    if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+        raise LedgerError("malformed", "transaction batch is not a list of bytes")
+    return [Transaction.decode_tx(item) for item in items]
 
 
 class _Wake:
@@ -95,7 +119,28 @@ class _Wake:
 
 
 WAKE = _Wake()
-Event = Input | _Wake
+
+
+@dataclass(slots=True)
+class _LaneJob:
+    """Work in the execution lane: build the block at `seq` (primary) or judge the
+    proposal `item` (backup)."""
+
+    kind: str  # "build" | "judge"
+    seq: int
+    view: int
+    item: ToValidate | None = None
+    picked: tuple[bytes, ...] = ()  # build: the mempool transactions it was given
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class _LaneDone:
+    job: _LaneJob
+    outcome: Built | Judged | None  # None: the parent went away before the build ran
+
+
+Event = Input | _Wake | _LaneDone
 
 
 class Metrics:
@@ -121,6 +166,17 @@ class Metrics:
         )
         self.execute = Histogram(
             "alps_block_execute_seconds", "Executing and storing one block", registry=r
+        )
+        self.proposals = Counter(
+            "alps_proposals",
+            "Blocks this node proposed, by whether their parent was committed yet",
+            ["parent"],
+            registry=r,
+        )
+        self.rejudged = Counter(
+            "alps_proposals_judged_again",
+            "Proposals judged on an uncommitted parent that then committed differently",
+            registry=r,
         )
         self.worker_cpu = Counter(
             "alps_worker_cpu_seconds",
@@ -168,7 +224,10 @@ class Node:
         self._forward: deque[bytes] = deque()
         self._forward_ready = trio.Event()
         self._waiters: dict[bytes, trio.Event] = {}
-        self._pending_validation: dict[int, ToValidate] = {}
+        self._pending_validation: dict[int, ToValidate] = {}  # to judge, by seq
+        self._verdicts: dict[int, tuple[ToValidate, Judged]] = {}  # judged, not released
+        self._lane: _LaneJob | None = None
+        self._nursery: trio.Nursery | None = None
         self._signaled = False
         self._last_proposal_ns = 0
         self._last_block_ns = clock_ns()
@@ -190,6 +249,7 @@ class Node:
             view_change_timeout_ticks=s.view_change_timeout_ticks,
             retransmit_ticks=max(2, s.view_change_timeout_ticks // 4),
             payload_bytes_max=PAYLOAD_BYTES_MAX,
+            max_outstanding=s.blocks_in_flight,
             digest=self._digest,
             genesis_state_digest=self.genesis.block()[0].header.state_digest,
         )
@@ -225,6 +285,7 @@ class Node:
         )
         await self._replay_executed()
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._ticker)
             nursery.start_soon(self._pump_network)
             nursery.start_soon(self._ingest_peer_txs)
@@ -236,9 +297,14 @@ class Node:
     async def _drive(self) -> None:
         while True:
             event = await self._events_rx.receive()
-            if not isinstance(event, _Wake):
+            if isinstance(event, _LaneDone):
+                await self._lane_done(event)
+            elif not isinstance(event, _Wake):
                 await self._step(event)
-            await self._maybe_propose()
+            if self._lane is None:
+                self._maybe_judge()
+            if self._lane is None:
+                await self._maybe_propose()
 
     async def _ticker(self) -> None:
         period = self.settings.tick_ms / 1000
@@ -296,20 +362,32 @@ class Node:
             self._forward_ready = trio.Event()
 
     async def _ingest_peer_txs(self) -> None:
-        async for sender, body in self._txs_rx:
-            try:
-                items = codec.decode(body)
-                if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
-                    raise LedgerError("malformed", "transaction batch is not a list of bytes")
-                txs = [Transaction.decode_tx(item) for item in items]
-            except LedgerError as exc:
-                self._misbehaving(sender, "bad_tx_batch", exc.code)
-                continue
-            fresh = [(tx.tx_id, tx) for tx in txs if tx.chain_id == self.chain_id]
-            fresh = [(i, tx) for i, tx in fresh if i not in self.mempool]
-            ok, bad = await self._verify(fresh)
-            if bad:
-                self._misbehaving(sender, "bad_tx_signature", f"{len(bad)} transactions")
+        """Transactions forwarded by peers into the mempool. Whatever batches are queued
+        are taken together, so their signatures are checked in one worker job (each job
+        costs a thread hand-off and GIL switches, ~50-100 µs of CPU)."""
+        while True:
+            queued = [await self._txs_rx.receive()]
+            while len(queued) < INGEST_BATCHES_MAX:
+                try:
+                    queued.append(self._txs_rx.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            fresh: dict[bytes, tuple[bytes, Transaction]] = {}  # tx id -> (sender, tx)
+            for sender, body in queued:
+                try:
+                    txs = _decode_tx_batch(body)
+                except LedgerError as exc:
+                    self._misbehaving(sender, "bad_tx_batch", exc.code)
+                    continue
+                for tx in txs:
+                    if tx.chain_id == self.chain_id:
+                        tx_id = tx.tx_id
+                        if tx_id not in self.mempool and tx_id not in fresh:
+                            fresh[tx_id] = (sender, tx)
+            ok, bad = await self._verify([(tx_id, tx) for tx_id, (_, tx) in fresh.items()])
+            for sender in sorted({fresh[tx_id][0] for tx_id, _ in bad}):
+                count = sum(1 for tx_id, _ in bad if fresh[tx_id][0] == sender)
+                self._misbehaving(sender, "bad_tx_signature", f"{count} transactions")
             committed = {i for i, _ in ok if self._store.tx_location(i) is not None}
             try:
                 self.mempool.add_batch(
@@ -342,6 +420,7 @@ class Node:
                 )
             self._view_seen = view
             self.metrics.view.set(view)
+            self.mempool.unmark()  # blocks proposed in an older view may never commit
 
     async def _apply(self, ready: Ready) -> list[Input]:
         follow: list[Input] = []
@@ -355,9 +434,10 @@ class Node:
                 self.net.send(peer, data)
         for item in ready.to_validate:
             self._pending_validation[item.seq] = item
+            self._verdicts.pop(item.seq, None)  # a newer proposal for that seq
         for committed in ready.committed:
             follow.append(await self._commit(committed))
-        follow.extend(await self._judge_ready())
+        follow.extend(self._release_verdicts())
         for bad in ready.misbehaviour:
             self._misbehaving(bad.peer, bad.code, bad.detail)
         for request in ready.to_serve:
@@ -371,31 +451,91 @@ class Node:
                 follow.append(ServeBlocks(request.requester, tuple(blocks)))
         return follow
 
-    async def _judge_ready(self) -> list[Input]:
-        """Verdicts for proposals whose parent is now executed; stale ones are dropped."""
-        out: list[Input] = []
-        next_height = self.shell.height + 1
+    # -- the execution lane ------------------------------------------------------------
+
+    def _start_lane(self, job: _LaneJob, fn: Callable[..., Built | Judged], *args: Any) -> None:
+        assert self._nursery is not None and self._lane is None
+        self._lane = job
+        log.debug("lane start", extra={"seq": job.seq, "view": job.view, "job": job.kind})
+        self._nursery.start_soon(self._run_lane, job, fn, args)
+
+    async def _run_lane(
+        self, job: _LaneJob, fn: Callable[..., Built | Judged], args: tuple[Any, ...]
+    ) -> None:
+        try:
+            outcome: Built | Judged | None = await self._in_worker(job.kind, fn, *args)
+        except LedgerError as exc:
+            if exc.code != "not_executed":
+                raise
+            outcome = None  # the parent was committed away under the build: try again
+        finally:
+            job.done.set()
+        await self._events_tx.send(_LaneDone(job, outcome))
+
+    def _maybe_judge(self) -> None:
+        """Start judging the lowest pending proposal whose parent is executed here."""
+        head = self.shell.height
         for seq in sorted(self._pending_validation):
-            if seq < next_height:
-                del self._pending_validation[seq]
-            elif seq == next_height:
-                item = self._pending_validation.pop(seq)
-                primary = self.validators.primary(item.view)
-                now_ms = self.clock_ns() // 1_000_000
-                why = await self._in_worker(
-                    "judge",
-                    self.shell.judge,
-                    seq,
-                    item.payload,
-                    primary,
-                    now_ms,
-                    self.settings.clock_drift_ms,
+            item = self._pending_validation[seq]
+            if seq <= head or item.view < self.replica.view:
+                del self._pending_validation[seq]  # committed, or its view is over
+                continue
+            if seq > head + 1:
+                try:
+                    parent = self.shell.decode_block(item.payload).header.parent_hash
+                except LedgerError:
+                    parent = b""  # garbage: judged (invalid) once its seq is next
+                if not self.shell.executed(parent):
+                    return  # wait: its parent is not executed (or judged) yet
+            del self._pending_validation[seq]
+            primary = self.validators.primary(item.view)
+            now_ms = self.clock_ns() // 1_000_000
+            job = _LaneJob("judge", seq, item.view, item)
+            drift = self.settings.clock_drift_ms
+            self._start_lane(job, self.shell.judge, seq, item.payload, primary, now_ms, drift)
+            return
+
+    async def _lane_done(self, event: _LaneDone) -> None:
+        job, outcome = event.job, event.outcome
+        self._lane = None
+        log.debug("lane done", extra={"seq": job.seq, "view": job.view, "job": job.kind})
+        if job.kind == "judge":
+            assert job.item is not None and isinstance(outcome, Judged)
+            item, seq = job.item, job.seq
+            newer = seq in self._pending_validation or seq in self._verdicts
+            if seq <= self.shell.height or newer:
+                return  # committed meanwhile, or a newer proposal for seq arrived
+            if not outcome.ready:
+                self._pending_validation[seq] = item
+                return
+            self._verdicts[seq] = (item, outcome)
+            for verdict in self._release_verdicts():
+                await self._step(verdict)
+        else:
+            assert isinstance(outcome, Built | None)
+            await self._propose_built(job, outcome)
+
+    def _release_verdicts(self) -> list[Input]:
+        """Verdicts on proposals whose parent is now the committed head; a verdict judged
+        on a parent that was not committed is dropped and the proposal judged again."""
+        out: list[Input] = []
+        head = self.shell.height
+        for seq in sorted(self._verdicts):
+            if seq > head + 1:
+                break
+            item, judged = self._verdicts.pop(seq)
+            if seq <= head:
+                continue
+            if judged.parent_hash != self.shell.head_hash():
+                self.metrics.rejudged.inc()
+                self._pending_validation.setdefault(seq, item)
+                continue
+            if judged.why:
+                log.warning(
+                    "invalid proposal", extra={"view": item.view, "seq": seq, "why": judged.why}
                 )
-                if why:
-                    log.warning(
-                        "invalid proposal", extra={"view": item.view, "seq": seq, "why": why}
-                    )
-                out.append(ProposalVerdict(item.view, item.seq, item.digest, not why))
+            log.debug("verdict", extra={"seq": seq, "view": item.view})
+            out.append(ProposalVerdict(item.view, item.seq, item.digest, not judged.why))
         return out
 
     async def _commit(self, committed: Committed) -> Input:
@@ -404,6 +544,14 @@ class Node:
             stored = self._store.block(seq)
             assert stored is not None
             return Executed(seq, stored.header.state_digest)
+        lane = self._lane
+        if (
+            lane is not None
+            and lane.seq == seq
+            and lane.item is not None
+            and lane.item.digest == committed.certificate.block_hash
+        ):
+            await lane.done.wait()  # judging this very block: reuse its execution
         started = time.perf_counter()
         block, result = await self._in_worker(
             "commit", self.shell.commit, seq, committed.payload, committed.certificate
@@ -438,6 +586,18 @@ class Node:
 
     # -- proposing -----------------------------------------------------------------------
 
+    def _parent_for(self, seq: int) -> bytes | None:
+        """The block the primary's block `seq` builds on: the head, or the block it
+        accepted for seq-1 in this view if that is executed here (pipelining)."""
+        head = self.shell.height
+        if seq == head + 1:
+            return self.shell.head_hash()
+        if seq > head + 1:
+            digest = self.replica.accepted_digest(seq - 1)
+            if digest is not None and self.shell.executed(digest):
+                return digest
+        return None
+
     async def _maybe_propose(self) -> None:
         replica = self.replica
         if not replica.can_propose:
@@ -445,32 +605,52 @@ class Node:
                 self._signaled = True
                 await self._step(Propose(WORK_SIGNAL))
             return
-        if replica.next_seq != self.shell.height + 1:
+        seq = replica.next_seq
+        parent = self._parent_for(seq)
+        if parent is None:
             return  # the previous block is not executed here yet
         s, now = self.settings, self.clock_ns()
-        waiting = len(self.mempool)
-        if waiting == 0 and now - self._last_block_ns < s.heartbeat_ms * 1_000_000:
+        waiting = self.mempool.available()
+        in_flight = seq - 1 > self.shell.height
+        if waiting == 0 and (in_flight or now - self._last_block_ns < s.heartbeat_ms * 1e6):
             return
         if waiting < s.block_max_txs and now - self._last_proposal_ns < s.block_interval_ms * 1e6:
             return
         self._last_proposal_ns = now
-        count = s.block_max_txs
-        while True:
-            picked = [tx for _, tx in self.mempool.take(count)]
-            built = await self._in_worker(
-                "build", self.shell.build, picked, self.me, now // 1_000_000
-            )
-            if len(built.payload) <= PAYLOAD_BYTES_MAX or count == 1:
-                break
-            count //= 2
+        # Choose by size, so a block is executed once: the payload is the header plus the
+        # transactions' own encodings (Block.encode splices them).
+        picked = self.mempool.take(s.block_max_txs, PAYLOAD_BYTES_MAX - BLOCK_ENVELOPE_BYTES)
+        ids = tuple(tx_id for tx_id, _ in picked)
+        self.mempool.mark_proposed(ids)
+        job = _LaneJob("build", seq, replica.view, picked=ids)
+        txs = [tx for _, tx in picked]
+        self._start_lane(job, self.shell.build, txs, self.me, now // 1_000_000, parent)
+
+    async def _propose_built(self, job: _LaneJob, built: Built | None) -> None:
+        replica = self.replica
+        if built is None:
+            self.mempool.unmark(job.picked)
+            return
         self.mempool.defer(tx.tx_id for tx in built.deferred)
-        if not built.block.txs and waiting and now - self._last_block_ns < s.heartbeat_ms * 1e6:
-            return  # everything was deferred; try again later
-        if not self.replica.can_propose or self.replica.next_seq != built.block.header.height:
-            return  # the view changed while the block was being built
-        log.debug(
-            "proposing", extra={"seq": built.block.header.height, "txs": len(built.block.txs)}
+        header = built.block.header
+        still = (
+            replica.can_propose
+            and replica.view == job.view
+            and replica.next_seq == header.height
+            and self._parent_for(header.height) == header.parent_hash
+            and len(built.payload) <= PAYLOAD_BYTES_MAX
         )
+        empty_early = (
+            not built.block.txs
+            and job.picked
+            and self.clock_ns() - self._last_block_ns < self.settings.heartbeat_ms * 1e6
+        )
+        if not still or empty_early:  # the view or the chain moved, or all was deferred
+            self.mempool.unmark(job.picked)
+            return
+        log.debug("proposing", extra={"seq": header.height, "txs": len(built.block.txs)})
+        parent = "committed" if header.height == self.shell.height + 1 else "uncommitted"
+        self.metrics.proposals.labels(parent).inc()
         await self._step(Propose(built.payload))
 
     # -- misc --------------------------------------------------------------------------------

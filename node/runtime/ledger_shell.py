@@ -9,6 +9,17 @@ Rules kept here:
 - A proposer executes before proposing (the header commits to its own results); a
   validator re-executes to judge; the result of either is cached by block hash so the
   commit does not execute the block a third time.
+- Blocks may be executed *speculatively* on top of an executed but not yet committed
+  parent (pipelining: the primary builds N+1 while N is voted on; a backup judges N+1
+  while N's votes arrive). The state under such a block is the store plus the changes
+  of the uncommitted chain back to the head. A speculative result is only ever used if
+  its parent is the committed head when it is needed (the driver releases a verdict on
+  N+1 only once N is committed with the hash N+1 names as parent), so a result computed
+  while another block was being committed under it is never used.
+- Thread safety: `build`/`judge` (one at a time) may run in a worker thread while
+  `commit` runs in another; the caches and the head are guarded by one lock, and a
+  speculative execution reads the store only where the uncommitted chain did not write
+  (keys a concurrent commit of that same chain changes read the same either way).
 - Each transaction is decoded once per node: a proposal's transactions are taken from
   the mempool by their encoding (`known_tx`), and the proposer's own block is never
   decoded. Each transaction signature is verified once per node (`SignatureCache`): on entry to
@@ -19,6 +30,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,9 +40,10 @@ from node.ledger import crypto
 from node.ledger.app import BlockInvalid, BlockResult, check_result, execute_block
 from node.ledger.block import Block, BlockHeader, Receipt
 from node.ledger.certificate import CommitCertificate, ValidatorSet
-from node.ledger.context import BlockInfo
+from node.ledger.context import BlockInfo, ScanOverlay, ScanReader
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_VALIDATORS, Genesis
+from node.ledger.state import StateAccumulator
 from node.ledger.tx import Transaction
 from node.store.chain import ChainStore, Head
 
@@ -38,6 +51,7 @@ NULL_PROPOSER = b"\x00" * 32
 # Codes that mean "not yet" rather than "never": the proposer leaves such a transaction in
 # the mempool instead of burning it into a block as a rejection.
 RETRY_LATER_CODES = frozenset({"bad_nonce"})
+SPECULATIVE_MAX = 16  # executed, uncommitted blocks kept (a few per view in flight)
 
 
 class SignatureCache:
@@ -69,6 +83,43 @@ class SignatureCache:
 
 
 @dataclass(frozen=True, slots=True)
+class Judged:
+    """A proposal's verdict: `why` is "" if it is a valid child of `parent_hash`.
+    `ready` is False when its parent is neither committed nor executed here yet (ask
+    again later); then `why` says so and means nothing about the proposal."""
+
+    why: str
+    parent_hash: bytes = b""
+    ready: bool = True
+
+    @property
+    def valid(self) -> bool:
+        return self.ready and not self.why
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """What a block executes on: its parent's header and hash, the state after the
+    parent, and the state accumulator after it."""
+
+    header: BlockHeader
+    block_hash: bytes
+    state: ScanReader
+    accumulator: StateAccumulator
+    in_flight: frozenset[bytes] = frozenset()  # ids of txs in the uncommitted ancestors
+
+
+class _Layered(ScanOverlay):
+    """The committed store plus the (uncommitted) writes of a speculative chain."""
+
+    __slots__ = ()
+
+    def __init__(self, store: ChainStore, writes: dict[bytes, bytes | None]) -> None:
+        super().__init__(store)
+        self._writes = writes
+
+
+@dataclass(frozen=True, slots=True)
 class Built:
     """A block with the result of executing it on the current head."""
 
@@ -93,9 +144,11 @@ class LedgerShell:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.sigs = sigs
-        self._results: OrderedDict[bytes, tuple[bytes, BlockResult]] = OrderedDict()
+        # block hash -> (block, result) for blocks executed here and not yet committed
+        self._results: OrderedDict[bytes, tuple[Block, BlockResult]] = OrderedDict()
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
         self._head: tuple[bytes, BlockHeader] | None = None  # (block hash, header) of the head
+        self._lock = threading.Lock()
         block0, changes, acc = genesis.block()
         if store.head() is None:
             store.commit_block(block0, [], None, changes, acc)
@@ -114,14 +167,56 @@ class LedgerShell:
     def height(self) -> int:
         return self._store_head().height
 
+    def head_hash(self) -> bytes:
+        return self._store_head().block_hash
+
     def head_header(self) -> BlockHeader:
         """The head's header, read (and decoded with its whole block) once per head."""
+        with self._lock:
+            return self._head_locked()[1]
+
+    def _head_locked(self) -> tuple[bytes, BlockHeader]:
+        return self._head_snapshot()[1:]
+
+    def _head_snapshot(self) -> tuple[Head, bytes, BlockHeader]:
+        """The store's head (read once: a commit in another thread may move it) with its
+        hash and header; the caller holds the lock."""
         head = self._store_head()
         if self._head is None or self._head[0] != head.block_hash:
             block = self.store.block(head.height)
             assert block is not None
             self._head = (head.block_hash, block.header)
-        return self._head[1]
+        return head, self._head[0], self._head[1]
+
+    def executed(self, block_hash: bytes) -> bool:
+        """True if a child of `block_hash` can be executed now: it is the committed head
+        or a block executed here on top of it (through other such blocks)."""
+        with self._lock:
+            return self._base_locked(block_hash) is not None
+
+    def _base_locked(self, parent_hash: bytes) -> _Base | None:
+        snapshot, head_hash, head = self._head_snapshot()
+        if parent_hash == head_hash:
+            return _Base(head, head_hash, self.store, snapshot.accumulator)
+        chain: list[tuple[Block, BlockResult]] = []
+        cursor = parent_hash
+        while cursor != head_hash:
+            found = self._results.get(cursor)
+            if found is None or found[0].header.height <= head.height:
+                return None  # unknown, or on a branch the committed chain left
+            chain.append(found)
+            cursor = found[0].header.parent_hash
+        writes: dict[bytes, bytes | None] = {}
+        for _block, result in reversed(chain):  # oldest first: later writes win
+            writes.update((key, new) for key, (_old, new) in result.changes.items())
+        parent_block, parent_result = chain[0]
+        return _Base(
+            parent_block.header,
+            parent_hash,
+            _Layered(self.store, writes),
+            parent_result.accumulator,
+            frozenset(tx.tx_id for block, _ in chain for tx in block.txs),
+        )
 
     def validator_set(self) -> ValidatorSet:
         raw = self.store.get_state(K_VALIDATORS)
@@ -134,7 +229,8 @@ class LedgerShell:
         the consensus digest is the header hash, so without this check a Byzantine primary
         could pair the real header with another body and the digest would still match."""
         key = crypto.sha256(payload)
-        block = self._decoded.get(key)
+        with self._lock:
+            block = self._decoded.get(key)
         if block is None:
             block = Block.decode_reusing(payload, self.known_tx)
             block.check_body()
@@ -142,9 +238,10 @@ class LedgerShell:
         return block
 
     def _remember_decoded(self, key: bytes, block: Block) -> None:
-        self._decoded[key] = block
-        if len(self._decoded) > 8:
-            self._decoded.popitem(last=False)
+        with self._lock:
+            self._decoded[key] = block
+            if len(self._decoded) > SPECULATIVE_MAX:
+                self._decoded.popitem(last=False)
 
     def digest(self, payload: bytes) -> bytes:
         """The consensus digest of a payload: the block (header) hash. Raises on garbage;
@@ -164,18 +261,34 @@ class LedgerShell:
     # -- executing -------------------------------------------------------------------
 
     def _execute(
-        self, info: BlockInfo, txs: Sequence[Transaction], root: bytes | None = None
+        self,
+        base: _Base,
+        info: BlockInfo,
+        txs: Sequence[Transaction],
+        root: bytes | None = None,
     ) -> BlockResult:
-        accumulator = self.store.accumulator()
-        return execute_block(self.store, accumulator, info, txs, self.sigs.check, txs_root=root)
+        return execute_block(
+            base.state, base.accumulator, info, txs, self.sigs.check, txs_root=root
+        )
+
+    def _base(self, parent_hash: bytes | None) -> _Base | None:
+        with self._lock:
+            if parent_hash is None:
+                parent_hash = self._head_locked()[0]
+            return self._base_locked(parent_hash)
 
     def _header(
-        self, info: BlockInfo, proposer: bytes, txs: Sequence[Transaction], result: BlockResult
+        self,
+        base: _Base,
+        info: BlockInfo,
+        proposer: bytes,
+        txs: Sequence[Transaction],
+        result: BlockResult,
     ) -> BlockHeader:
         return BlockHeader(
             chain_id=self.chain_id,
             height=info.height,
-            parent_hash=self._store_head().block_hash,
+            parent_hash=base.block_hash,
             proposer=proposer,
             timestamp_ms=info.time_ms,
             tx_count=len(txs),
@@ -186,47 +299,69 @@ class LedgerShell:
             validator_set_hash=result.validator_set.hash(),
         )
 
-    def build(self, txs: Sequence[Transaction], proposer: bytes, now_ms: int) -> Built:
-        """The next block from `txs` (already signature-checked), executed on the head.
-        Transactions rejected with a retry-later code are left out and returned."""
-        parent = self.head_header()
+    def build(
+        self,
+        txs: Sequence[Transaction],
+        proposer: bytes,
+        now_ms: int,
+        parent_hash: bytes | None = None,
+    ) -> Built:
+        """The next block from `txs` (already signature-checked), executed on the head or
+        on `parent_hash`, a block executed here (see `executed`). Transactions already in
+        an uncommitted ancestor are left out (they would only be rejected as replays);
+        transactions rejected with a retry-later code are left out and returned."""
+        base = self._base(parent_hash)
+        if base is None:
+            raise LedgerError("not_executed", "the parent block is not executed here")
+        if base.in_flight:
+            txs = [tx for tx in txs if tx.tx_id not in base.in_flight]
+        parent = base.header
         info = BlockInfo(self.chain_id, parent.height + 1, max(now_ms, parent.timestamp_ms))
-        result = self._execute(info, txs)
+        result = self._execute(base, info, txs)
         keep: list[Transaction] = []
         later: list[Transaction] = []
         for tx, r in zip(txs, result.receipts[: len(txs)], strict=True):
             (keep if r.accepted or r.code not in RETRY_LATER_CODES else later).append(tx)
         deferred = tuple(later)
         if deferred:  # a rejected transaction changes nothing, but the roots must be exact
-            result = self._execute(info, keep)
-        block = Block(self._header(info, proposer, keep, result), tuple(keep))
+            result = self._execute(base, info, keep)
+        block = Block(self._header(base, info, proposer, keep, result), tuple(keep))
         payload = block.encode()
-        self._cache(block.hash(), payload, result)
+        self._cache(block, result)
         self._remember_decoded(crypto.sha256(payload), block)  # consensus digests it next
         return Built(block, result, payload, deferred)
 
     def null_block(self, seq: int) -> Built:
-        parent = self.head_header()
+        base = self._base(None)
+        assert base is not None  # the head is always a base
+        parent = base.header
         if seq != parent.height + 1:
             raise LedgerError("not_next", f"null block {seq} on head {parent.height}")
         info = BlockInfo(self.chain_id, seq, parent.timestamp_ms)
-        result = self._execute(info, ())
-        block = Block(self._header(info, NULL_PROPOSER, (), result), ())
+        result = self._execute(base, info, ())
+        block = Block(self._header(base, info, NULL_PROPOSER, (), result), ())
         return Built(block, result, b"")
 
-    def judge(self, seq: int, payload: bytes, primary: bytes, now_ms: int, drift_ms: int) -> str:
-        """ "" if the proposal for `seq` is a valid next block, else the reason. The caller
-        only asks once block seq-1 is executed."""
+    def judge(self, seq: int, payload: bytes, primary: bytes, now_ms: int, drift_ms: int) -> Judged:
+        """Is the proposal for `seq` a valid child of the block it names as parent? That
+        parent must be the committed head or a block executed here (speculation: the
+        driver acts on the verdict only once that parent is committed)."""
         try:
             block = self.decode_block(payload)
         except LedgerError as exc:
-            return f"undecodable: {exc}"
+            return Judged(f"undecodable: {exc}")
         header = block.header
-        parent = self.head_header()
+        with self._lock:
+            head = self._head_locked()[1]
+            base = self._base_locked(header.parent_hash)
+        if base is None:
+            if seq == head.height + 1:
+                return Judged("wrong parent", header.parent_hash)
+            return Judged("parent not executed here", header.parent_hash, ready=False)
+        parent = base.header
         problems = (
             (header.height != seq, f"height {header.height} != seq {seq}"),
             (header.height != parent.height + 1, "not the next height"),
-            (header.parent_hash != self._store_head().block_hash, "wrong parent"),
             (header.chain_id != self.chain_id, "wrong chain"),
             (header.proposer != primary, "not proposed by the primary of its view"),
             (header.timestamp_ms < parent.timestamp_ms, "timestamp before its parent's"),
@@ -236,47 +371,55 @@ class LedgerShell:
         )
         for bad, why in problems:
             if bad:
-                return why
+                return Judged(why, header.parent_hash)
         try:
             info = BlockInfo(self.chain_id, header.height, header.timestamp_ms)
-            result = self._execute(info, block.txs, block.body_root())
+            result = self._execute(base, info, block.txs, block.body_root())
             check_result(header, result)
         except BlockInvalid as exc:
-            return f"{exc.code}: {exc.detail}"
-        self._cache(block.hash(), payload, result)
-        return ""
+            return Judged(f"{exc.code}: {exc.detail}", header.parent_hash)
+        self._cache(block, result)
+        return Judged("", header.parent_hash)
 
-    def _cache(self, block_hash: bytes, payload: bytes, result: BlockResult) -> None:
-        self._results[block_hash] = (payload, result)
-        if len(self._results) > 8:
-            self._results.popitem(last=False)
+    def _cache(self, block: Block, result: BlockResult) -> None:
+        with self._lock:
+            if block.header.height <= self._store_head().height:
+                return  # committed meanwhile (by another thread): never needed again
+            self._results[block.hash()] = (block, result)
+            while len(self._results) > SPECULATIVE_MAX:
+                self._results.popitem(last=False)
 
     def commit(
         self, seq: int, payload: bytes, cert: CommitCertificate
     ) -> tuple[Block, BlockResult]:
-        """Execute (or reuse the cached execution of) committed block `seq` and store it
-        durably with its certificate. A committed block that does not replay means this
-        node's state diverged: that raises (the node must stop)."""
+        """Execute (or reuse the execution of) committed block `seq` on the head and store
+        it durably with its certificate. A committed block that does not replay means
+        this node's state diverged: that raises (the node must stop)."""
         if payload == b"":
             built = self.null_block(seq)
             block, result = built.block, built.result
         else:
             block = self.decode_block(payload)
-            cached = self._results.get(block.hash())
-            parent_hash = self._store_head().block_hash
-            if cached is not None and block.header.parent_hash == parent_hash:
-                result = cached[1]
-            else:
-                info = BlockInfo(self.chain_id, block.header.height, block.header.timestamp_ms)
-                result = self._execute(info, block.txs, block.body_root())
-                check_result(block.header, result)
             if block.header.height != seq:
                 raise LedgerError("divergence", f"block height {block.header.height} at seq {seq}")
+            with self._lock:
+                head_hash = self._head_locked()[0]
+                cached = self._results.get(block.hash())
+            if cached is not None and block.header.parent_hash == head_hash:
+                result = cached[1]
+            else:
+                base = self._base(None)
+                assert base is not None
+                info = BlockInfo(self.chain_id, block.header.height, block.header.timestamp_ms)
+                result = self._execute(base, info, block.txs, block.body_root())
+                check_result(block.header, result)
         head = self.store.commit_block(
             block, result.receipts, cert, result.changes, result.accumulator
         )
-        self._head = (head.block_hash, block.header)
-        self._results.clear()
+        with self._lock:
+            self._head = (head.block_hash, block.header)
+            for block_hash in [h for h, (b, _) in self._results.items() if b.header.height <= seq]:
+                del self._results[block_hash]
         return block, result
 
     def receipt(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:

@@ -9,6 +9,10 @@ Rules kept here:
   the order they were submitted. A transaction the proposer deferred (nonce not yet
   reachable) goes back to the end; after `deferrals_max` deferrals it is dropped, and
   anything older than the node's TTL is dropped on every node (`expire`).
+- A transaction the primary put in a block that is not committed yet is *proposed*:
+  `take` skips it, so the next block (built on top of the uncommitted one) does not
+  carry it again. It is forgotten when its block commits; `unmark` (a block that was
+  dropped, a view change) returns it to the pool.
 - Also indexed by each transaction's encoding (`by_wire`), so a proposal's transactions
   are taken from here instead of being decoded again (node/ledger/block.py
   `Block.decode_reusing`). That lookup may run in a worker thread while the event loop
@@ -44,10 +48,15 @@ class Mempool:
         self.deferrals_max = deferrals_max
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()
         self._wires: dict[bytes, bytes] = {}  # encoding -> tx id
+        self._proposed: set[bytes] = set()  # in a block not committed yet
         self.dropped = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def available(self) -> int:
+        """Waiting transactions not in an uncommitted block."""
+        return len(self._entries) - len(self._proposed)
 
     def __contains__(self, tx_id: object) -> bool:
         return tx_id in self._entries
@@ -80,19 +89,41 @@ class Mempool:
         entry = self._entries.pop(tx_id, None)
         if entry is not None:
             self._wires.pop(entry.tx.encode(), None)
+            self._proposed.discard(tx_id)
         return entry
 
-    def take(self, count_max: int) -> list[tuple[bytes, Transaction]]:
-        """The oldest `count_max` transactions (left in place until committed)."""
+    def take(self, count_max: int, bytes_max: int | None = None) -> list[tuple[bytes, Transaction]]:
+        """The oldest transactions, at most `count_max` of them whose encodings add up to
+        at most `bytes_max` (left in place until committed). Stops at the first one that
+        does not fit, so the block keeps FIFO order."""
         out: list[tuple[bytes, Transaction]] = []
+        room = bytes_max
+        proposed = self._proposed
         for tx_id, entry in self._entries.items():
             if len(out) >= count_max:
                 break
+            if tx_id in proposed:
+                continue
+            if room is not None:
+                room -= len(entry.tx.encode())
+                if room < 0:
+                    break
             out.append((tx_id, entry.tx))
         return out
 
+    def mark_proposed(self, tx_ids: Iterable[bytes]) -> None:
+        self._proposed.update(t for t in tx_ids if t in self._entries)
+
+    def unmark(self, tx_ids: Iterable[bytes] | None = None) -> None:
+        """Return proposed transactions (all of them if `tx_ids` is None) to the pool."""
+        if tx_ids is None:
+            self._proposed.clear()
+        else:
+            self._proposed.difference_update(tx_ids)
+
     def defer(self, tx_ids: Iterable[bytes]) -> None:
         for tx_id in tx_ids:
+            self._proposed.discard(tx_id)
             entry = self._entries.pop(tx_id, None)
             if entry is None:
                 continue

@@ -91,7 +91,7 @@ def test_equivocating_primary_sends_half_the_peers_another_valid_block() -> None
     other = Block.decode(lie_env.payload)
     assert other.hash() == lie_pp.digest and other.txs == built.block.txs
     judge = shell.judge(1, lie_env.payload, primary.public_key, T0_MS + 5, 10_000)
-    assert judge == ""  # a valid conflicting proposal, not garbage
+    assert judge.valid  # a valid conflicting proposal, not garbage
 
     vote = seal(CHAIN, primary.public_key, primary.sign_raw, Prepare(0, 1, built.block.hash()))
     inner.sent.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 
 import pytest
 import trio
@@ -105,4 +106,84 @@ async def test_restarted_node_catches_up_and_votes_again(tmp_path: pathlib.Path)
             assert height is not None
             await cluster.wait_height(height, [1, 2, 3])
             assert len(cluster.digests_at(height)) == 1
+            nursery.cancel_scope.cancel()
+
+
+def _slow_judges(cluster: Cluster, seconds: float) -> None:
+    """Backups take `seconds` longer to judge (in the worker thread), so a proposal stays
+    in flight long enough for the primary to build the next block on top of it."""
+    for i, node in cluster.nodes.items():
+        if i == 0:
+            continue
+        real = node.shell.judge
+
+        def slow(*args, real=real):  # type: ignore[no-untyped-def]
+            time.sleep(seconds)
+            return real(*args)
+
+        node.shell.judge = slow  # type: ignore[method-assign]
+
+
+async def _submit_in_waves(node, user, first: int, waves: int, size: int) -> list:  # type: ignore[no-untyped-def]
+    txs = []
+    for w in range(waves):
+        batch = [deposit(user, first + w * size + k) for k in range(size)]
+        assert all(r.status == "pending" for r in await node.submit(batch))
+        txs.extend(batch)
+        await trio.sleep(0.03)
+    return txs
+
+
+@pytest.mark.trio
+async def test_the_primary_pipelines_blocks_and_every_node_ends_equal(
+    tmp_path: pathlib.Path,
+) -> None:
+    """With slow backups, the primary proposes blocks on top of uncommitted ones (each
+    member nonce only valid after the previous block's): all commit exactly once, in
+    order, with one state on every node."""
+    cluster = Cluster(tmp_path)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                await cluster.start(nursery, i)
+            _slow_judges(cluster, 0.05)
+            txs = await _submit_in_waves(cluster.nodes[0], cluster.user, 1, 12, 5)
+            top = max([await cluster.nodes[0].wait_committed(tx.tx_id, 30) or 0 for tx in txs])
+            await cluster.wait_height(top)
+            assert len(cluster.digests_at(top)) == 1
+            metrics = cluster.nodes[0].metrics
+            assert metrics.proposals.labels("uncommitted")._value.get() > 0
+            for node in cluster.nodes.values():
+                for tx in txs:
+                    found = node.shell.receipt(tx.tx_id)
+                    assert found is not None and found[2].accepted, tx.nonce
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_view_change_with_blocks_in_flight_loses_nothing(tmp_path: pathlib.Path) -> None:
+    """The primary dies with proposals in flight: the next primary takes over, blocks the
+    old one had proposed on uncommitted parents are dropped or carried, and every
+    submitted transaction still commits exactly once with equal state."""
+    cluster = Cluster(tmp_path)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                await cluster.start(nursery, i)
+            _slow_judges(cluster, 0.05)
+            txs = await _submit_in_waves(cluster.nodes[1], cluster.user, 1, 6, 5)
+            await trio.sleep(0.08)  # proposals in flight
+            assert cluster.nodes[0].metrics.proposals.labels("uncommitted")._value.get() > 0
+            await cluster.stop(0)
+            txs += await _submit_in_waves(cluster.nodes[1], cluster.user, 31, 3, 5)
+            heights = [await cluster.nodes[1].wait_committed(tx.tx_id, 40) for tx in txs]
+            assert all(h is not None for h in heights)
+            top = max(h or 0 for h in heights)
+            await cluster.wait_height(top, [1, 2, 3])
+            assert len(cluster.digests_at(top)) == 1
+            assert cluster.nodes[1].replica.view >= 1
+            for node in cluster.nodes.values():
+                for tx in txs:
+                    found = node.shell.receipt(tx.tx_id)
+                    assert found is not None and found[2].accepted, tx.nonce
             nursery.cancel_scope.cancel()

@@ -31,6 +31,17 @@ def test_take_is_fifo_and_defer_moves_to_the_back_then_drops() -> None:
     assert TXS[0][0] not in pool and pool.dropped == 1
 
 
+def test_take_stops_at_the_first_transaction_over_the_byte_budget() -> None:
+    pool = Mempool(size_max=10)
+    pool.add_batch(TXS[:4], 0, local=False)
+    sizes = [len(tx.encode()) for _, tx in TXS[:4]]
+    two = sizes[0] + sizes[1]
+    assert [t for t, _ in pool.take(10, two)] == [TXS[0][0], TXS[1][0]]
+    assert [t for t, _ in pool.take(10, two + sizes[2] - 1)] == [TXS[0][0], TXS[1][0]]
+    assert [t for t, _ in pool.take(1, 10**9)] == [TXS[0][0]]
+    assert pool.take(10, sizes[0] - 1) == []
+
+
 def test_expire_drops_only_old_entries_and_remove_returns_entries() -> None:
     pool = Mempool(size_max=10)
     pool.add_batch(TXS[:2], 0, local=True)
