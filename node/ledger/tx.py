@@ -27,6 +27,49 @@ def check_chain_id(chain_id: str) -> None:
     require(isinstance(chain_id, str) and bool(CHAIN_ID_RE.match(chain_id)), "bad chain_id")
 
 
+_NAMES: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_NAMES_MAX = 256
+
+
+def _encoded_names(chain_id: str, tx_type: str) -> tuple[bytes, bytes] | None:
+    """The canonical encodings of a valid chain id and transaction type, else None.
+    Memoised for valid names only (short, by the patterns): a chain has one id and a few
+    types; the memo starts over when full, so garbage can neither fill nor pin it."""
+    key = (chain_id, tx_type)
+    names = _NAMES.get(key)
+    if names is None and CHAIN_ID_RE.match(chain_id) and TX_TYPE_RE.match(tx_type):
+        names = codec.encode(chain_id), codec.encode(tx_type)
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+        _NAMES[key] = names
+    return names
+
+
+_KEY_BYTES = crypto.PUBLIC_KEY_BYTES
+_SIG_BYTES = crypto.SIGNATURE_BYTES
+_INT_MAX = codec.INT_MAX
+
+
+def _plainly_valid(
+    chain_id: Any, tx_type: Any, body: Any, signer: Any, nonce: Any, signature: Any
+) -> tuple[bytes, bytes] | None:
+    """The encodings of chain_id and tx_type if the fields have exact types and pass every
+    check of `Transaction.__post_init__`; None only means "check them in detail"."""
+    if (
+        type(chain_id) is str
+        and type(tx_type) is str
+        and type(body) is dict
+        and type(signer) is bytes
+        and len(signer) == _KEY_BYTES
+        and type(nonce) is int
+        and 0 <= nonce <= _INT_MAX
+        and type(signature) is bytes
+        and len(signature) == _SIG_BYTES
+    ):
+        return _NAMES.get((chain_id, tx_type)) or _encoded_names(chain_id, tx_type)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Transaction(Record):
     chain_id: str
@@ -42,6 +85,12 @@ class Transaction(Record):
     _id: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        fields = (self.chain_id, self.tx_type, self.body, self.signer, self.nonce, self.signature)
+        if _plainly_valid(*fields) is None:
+            self._check_fields()
+
+    def _check_fields(self) -> None:
+        """The checks one by one, raising ValueError (or TypeError) for the first failing."""
         check_chain_id(self.chain_id)
         require(bool(TX_TYPE_RE.match(self.tx_type)), "bad tx_type")
         require(isinstance(self.body, dict), "body must be a map")
