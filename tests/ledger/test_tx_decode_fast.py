@@ -144,7 +144,7 @@ def loose_pack(value: Any, draw: st.DrawFn) -> bytes:
                 forms.append(bytes([code]) + n.to_bytes(size, "big"))
         return pick(forms)
 
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool | float):
         return msgpack.packb(value)
     if isinstance(value, int):
         forms = [msgpack.packb(value)]
@@ -168,7 +168,7 @@ def loose_pack(value: Any, draw: st.DrawFn) -> bytes:
         return sized(len(raw), 32, (0xD9, 0xDA, 0xDB), 0xA0) + raw
     if isinstance(value, bytes):
         return sized(len(value), None, (0xC4, 0xC5, 0xC6), 0) + value
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         head = sized(len(value), 16, (0, 0xDC, 0xDD), 0x90)
         return head + b"".join(loose_pack(v, draw) for v in value)
     head = sized(len(value), 16, (0, 0xDE, 0xDF), 0x80)
