@@ -83,7 +83,7 @@ def test_mutated_batches_decode_exactly_as_the_full_path(
     assert_same_as_full_path(bytes(data), limit)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(batches, limits, st.data())
 def test_reshaped_batches_decode_exactly_as_the_full_path(
     txs: list[Transaction], limit: int, data: st.DataObject

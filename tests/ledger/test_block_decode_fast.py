@@ -84,7 +84,7 @@ def test_mutated_blocks_decode_exactly_as_the_reference(
     assert_same_as_reference(bytes(data))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(blocks, st.data())
 def test_reshaped_blocks_decode_exactly_as_the_reference(block: Block, data: st.DataObject) -> None:
     """Longer forms anywhere, a transaction or the header replaced by anything."""

@@ -175,7 +175,7 @@ def loose_pack(value: Any, draw: st.DrawFn) -> bytes:
     return head + b"".join(loose_pack(k, draw) + loose_pack(v, draw) for k, v in value.items())
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(transactions(), st.data())
 def test_longer_forms_anywhere_are_refused_like_the_reference(
     tx: Transaction, data: st.DataObject
