@@ -7,6 +7,7 @@ import platform
 
 MODULES = [
     "bench.foundation",
+    "bench.txcodec",
     "bench.pipeline",
     "bench.vm",
     "bench.agent",

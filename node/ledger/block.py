@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from node.ledger import codec, crypto, merkle
 from node.ledger.errors import LedgerError, ProofError
 from node.ledger.records import Record, require, require_bytes, require_uint
-from node.ledger.tx import Transaction, check_chain_id
+from node.ledger.tx import Transaction, check_chain_id, decode_tx_fast
 
 MAX_BLOCK_TXS = 10_000
 # Events per receipt. A transaction whose events would exceed it is rejected (app.py;
@@ -129,24 +129,44 @@ class Block(Record):
         return codec.join_map({"header": self.header.encode(), "txs": txs})
 
     @classmethod
-    def decode_reusing(cls, payload: bytes, known: Callable[[bytes], Transaction | None]) -> Block:
+    def decode(cls, data: bytes, max_bytes: int = codec.MAX_ENCODED_BYTES) -> Self:
+        """Strictly decode (CodecError or SchemaError). Fast path first: the block cut into
+        its parts, each transaction by `decode_tx_fast` as an item two levels down (it
+        caches the transaction's encoding and signed bytes); whatever that does not vouch
+        for goes to `Record.decode`, which alone decides rejections and their codes."""
+        block = cls._spliced(data, _tx_in_block) if len(data) <= max_bytes else None
+        return block if block is not None else cls.from_value(codec.decode(data, max_bytes))
+
+    @classmethod
+    def decode_reusing(cls, payload: bytes, known: Callable[[bytes], Transaction | None]) -> Self:
         """`Block.decode(payload)`, reusing transactions already decoded: `known(raw)` is
         the Transaction whose encoding is `raw`, if the caller holds one (a node: its
-        mempool). Only the header and unknown transactions are decoded; the block re-joined
-        from the parts must equal `payload` byte for byte (so a wrong `known` answer only
-        costs time). Whatever does not pass goes to `Block.decode`, which alone decides
-        rejections and their codes."""
+        mempool). Only the header and unknown transactions are decoded (decode_tx); the
+        block re-joined from the parts must equal `payload` byte for byte (so a wrong
+        `known` answer only costs time). Whatever does not pass goes to `Block.decode`."""
+        block = cls._spliced(payload, lambda raw: known(raw) or Transaction.decode_tx(raw))
+        return block if block is not None else cls.decode(payload)
+
+    @classmethod
+    def _spliced(cls, payload: bytes, tx_of: Callable[[bytes], Transaction | None]) -> Self | None:
+        """The block cut out of `payload` (codec.split_map): the header decoded strictly,
+        each transaction by `tx_of(raw)`, if all are there and the block re-joined from
+        them equals `payload` byte for byte; else None (this rejects nothing)."""
         parts = codec.split_map(payload, frozenset({"txs"}))
-        if parts is not None and set(parts) == {"header", "txs"} and isinstance(parts["txs"], list):
-            try:
-                header = BlockHeader.decode(parts["header"])
-                txs = tuple(known(raw) or Transaction.decode_tx(raw) for raw in parts["txs"])
-                block = cls(header, txs)
-                if block.encode() == payload:
-                    return block
-            except (LedgerError, ValueError):
-                pass
-        return cls.decode(payload)
+        if parts is None or set(parts) != {"header", "txs"} or not isinstance(parts["txs"], list):
+            return None
+        try:
+            header = BlockHeader.decode(parts["header"])
+            txs = []
+            for raw in parts["txs"]:
+                tx = tx_of(raw)
+                if tx is None:
+                    return None
+                txs.append(tx)
+            block = cls(header, tuple(txs))
+        except (LedgerError, ValueError):
+            return None
+        return block if block.encode() == payload else None
 
     def tx_leaves(self) -> list[bytes]:
         return [tx.encode() for tx in self.txs]
@@ -158,6 +178,10 @@ class Block(Record):
         for tx in self.txs:
             if tx.chain_id != self.header.chain_id:
                 raise ProofError("chain_id", "transaction from another chain")
+
+
+def _tx_in_block(raw: bytes) -> Transaction | None:
+    return decode_tx_fast(raw, depth=2)  # block -> txs -> transaction
 
 
 def tx_root(txs: Sequence[Transaction]) -> bytes:

@@ -22,6 +22,13 @@ non-str key, a foreign type, nesting near the limit, an encoding over 1 MiB, any
 goes to the reference path (`_check`), which alone decides rejections and their codes. So
 the fast path can only make accepting cheaper, never change what is accepted; tests check
 the two against each other on random and mutated inputs.
+
+Splicing. Records that hold canonical encodings (a transaction's wire bytes, a block's
+transactions) are re-joined rather than re-encoded: `join_array`/`join_map` and the
+`array_header`/`map_header` framing, `split_map` to cut a map into its values' bytes.
+Other layers' fast paths use `plain_encoding` (the fast path's verdict on one value as it
+stands) and `loose_map` (a lenient read that vouches for nothing) under the same rule:
+they accept or fall back to `decode`, never reject.
 """
 
 from __future__ import annotations
@@ -163,6 +170,49 @@ def _fast_accepts(data: bytes, value: Value) -> bool:
         return bool(_PACKER.pack(value) == data)
     except (ValueError, TypeError, OverflowError):
         return False
+
+
+def plain_encoding(value: Value, depth: int = 0) -> bytes | None:
+    """`encode(value)` when the fast path vouches for `value` as it stands, else None.
+
+    It vouches for values of exact model types whose maps already hold their keys in
+    canonical order (as `decode` returns them) and whose nesting stays within MAX_DEPTH
+    when `value` sits `depth` deep in a larger value. None rejects nothing: the caller
+    takes the full path, which decides. For fast paths that splice canonical encodings.
+    """
+    if depth > MAX_DEPTH or not _plain(value, depth):
+        return None
+    try:
+        data: bytes = _PACKER.pack(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return data if len(data) <= _FAST_MAX_BYTES else None
+
+
+def loose_map(data: bytes) -> dict[Any, Any] | None:
+    """msgpack's lenient reading of `data` when it is exactly one map, else None.
+
+    It vouches for nothing (floats, extension values, bytes keys, unsorted keys and
+    over-long forms all pass): a fast path checks what it reads, e.g. with
+    `plain_encoding`, and compares the re-encoding with `data` before accepting.
+    """
+    try:
+        value = msgpack.unpackb(data)
+    except Exception:  # whatever msgpack raises: the full path decides
+        return None
+    return value if type(value) is dict else None
+
+
+def array_header(length: int) -> bytes:
+    """The canonical header of an array of `length` items (their encodings follow it)."""
+    header: bytes = _PACKER.pack_array_header(length)
+    return header
+
+
+def map_header(length: int) -> bytes:
+    """The canonical header of a map of `length` entries (key and value encodings follow)."""
+    header: bytes = _PACKER.pack_map_header(length)
+    return header
 
 
 def encode(value: Value) -> bytes:

@@ -39,6 +39,12 @@ def signing_bytes(domain: str, chain_id: str, value: Any) -> bytes:
     return codec.encode([domain, chain_id, value])
 
 
+def signing_prefix(domain: str) -> bytes:
+    """What `signing_bytes(domain, chain_id, value)` starts with; the canonical encodings of
+    chain_id and then value follow it (for callers that splice encodings they hold)."""
+    return codec.array_header(3) + codec.encode(domain)
+
+
 class Signer:
     """An Ed25519 key pair built from a 32-byte seed (the seed comes from the shell)."""
 
