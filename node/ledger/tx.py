@@ -29,6 +29,11 @@ from node.ledger.errors import SignatureError
 from node.ledger.records import Record, require, require_bytes, require_uint
 
 MAX_TX_BYTES = 64 * 1024
+# A transaction always travels two levels down (a block's or a submission's `txs` list),
+# so one nested too deep to fit there is refused wherever it is decoded: otherwise a
+# node could accept alone (mempool, a proposal decoded per transaction) what a block
+# decoded whole refuses, and its signed bytes (body one level deeper) may not encode.
+TX_NESTING = 2
 CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 TX_TYPE_RE = re.compile(r"^[a-z][a-z0-9_.]{0,47}$")
 
@@ -142,10 +147,14 @@ class Transaction(Record):
 
     @classmethod
     def decode_tx(cls, data: bytes) -> Transaction:
-        tx = decode_tx_fast(data)
+        """Strictly decode a transaction that fits in a block (see TX_NESTING); raises a
+        LedgerError (CodecError "too_deep" for one nested too deep)."""
+        tx = decode_tx_fast(data, TX_NESTING)
         if tx is None:
             tx = cls.decode(data, max_bytes=MAX_TX_BYTES)
+            codec.encode([[tx.to_value()]])  # raises too_deep unless it fits TX_NESTING down
             object.__setattr__(tx, "_wire", bytes(data))  # strict decoding proved it canonical
+            _ = tx.tx_id  # now always computable; computed once
         return tx
 
 

@@ -715,12 +715,15 @@ class Node:
                 results[i] = SubmitResult(tx_id, "rejected", "wrong_chain", tx.chain_id)
             elif len(tx.encode()) > MAX_TX_BYTES:
                 results[i] = SubmitResult(tx_id, "rejected", "too_large")
-            elif tx_id in self.mempool or tx_id in seen:
+            elif tx_id in seen:
                 results[i] = SubmitResult(tx_id, "pending", "ok")
             else:
+                # the store first: a block is stored before its txs leave the mempool
                 found = self.shell.receipt(tx_id)
                 if found is not None and found[2].accepted:
                     results[i] = SubmitResult(tx_id, "committed", "ok", "", found[0])
+                elif tx_id in self.mempool:
+                    results[i] = SubmitResult(tx_id, "pending", "ok")
                 else:
                     seen.add(tx_id)
                     candidates.append((i, tx_id, tx))

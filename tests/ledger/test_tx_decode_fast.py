@@ -24,7 +24,10 @@ from tests.ledger.test_tx_fields import FIELDS, nested, packable_near_misses, tr
 
 
 def reference(data: bytes) -> Transaction:
-    return Transaction.decode(data, max_bytes=MAX_TX_BYTES)
+    """Record.decode, and the transaction must fit TX_NESTING levels down (in a block)."""
+    tx = Transaction.decode(data, max_bytes=MAX_TX_BYTES)
+    codec.encode({"txs": [tx.to_value()]})
+    return tx
 
 
 def outcome(decode: Any, data: bytes) -> object:
@@ -51,7 +54,7 @@ def reference_signed(tx: Transaction) -> object:
 def assert_same_as_reference(data: bytes) -> None:
     expected = outcome(reference, data)
     assert outcome(Transaction.decode_tx, data) == expected
-    fast = decode_tx_fast(data)
+    fast = decode_tx_fast(data, depth=2)
     if fast is not None:
         assert expected[0] == "ok"
         assert fast == expected[1] and fast.encode() == data
@@ -70,6 +73,12 @@ def assert_same_as_reference(data: bytes) -> None:
 def test_valid_transactions_decode_the_same_and_keep_their_id(tx: Transaction) -> None:
     data = tx.encode()
     assert_same_as_reference(data)
+    try:
+        codec.encode([[tx.to_value()]])
+    except LedgerError:  # too deep to travel in a block: refused
+        with pytest.raises(LedgerError):
+            Transaction.decode_tx(data)
+        return
     decoded = Transaction.decode_tx(data)
     assert decoded == tx and decoded.encode() == data
     assert outcome(lambda _: tx, data)[3:] == outcome(Transaction.decode_tx, data)[3:]
@@ -214,12 +223,19 @@ def test_non_canonical_fields_are_refused_like_the_reference(name: str) -> None:
 
 
 @pytest.mark.parametrize("depth", range(27, 34))
-def test_deep_bodies_behave_as_before(depth: int) -> None:
-    """A body nested 31 deep fits a transaction but not its signed bytes: decode_tx accepts
-    it and tx_id raises, as the reference does; 30 deep is the deepest the fast path takes
-    alone, and as a block's transaction (two levels down) 29."""
+def test_deep_bodies_are_refused_unless_they_fit_in_a_block(depth: int) -> None:
+    """A transaction must fit two levels down (a block's txs): a body nested 29 deep is the
+    deepest decode_tx takes, so every transaction it returns has an id and fits in a
+    block. (A body 31 deep fits a transaction alone but not its signed bytes: tx_id used
+    to raise on it, and a peer forwarding one could stop the node's ingest task.)"""
     tx = Transaction("c", "t", {}, b"k" * 32, 1, b"s" * 64).to_value()
     data = msgpack.packb(dict(codec.sorted_items({**tx, "body": nested(depth)})))
     assert_same_as_reference(data)
     assert (decode_tx_fast(data) is not None) == (depth <= 30)
     assert (decode_tx_fast(data, depth=2) is not None) == (depth <= 29)
+    if depth <= 29:
+        assert Transaction.decode_tx(data).tx_id
+    else:
+        with pytest.raises(LedgerError) as info:
+            Transaction.decode_tx(data)
+        assert info.value.code == "too_deep"

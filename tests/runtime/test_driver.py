@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
 
 import pytest
 import trio
 
-from node.ledger.tx import make_tx
+from node.ledger import codec
+from node.ledger.tx import Transaction, make_tx
+from node.runtime.driver import MSG_TXS
 from node.runtime.interface import MempoolFull
-from tests.runtime.cluster import Cluster, deposit
+from tests.runtime.cluster import CHAIN, Cluster, deposit
 
 
 @pytest.mark.trio
@@ -186,4 +189,45 @@ async def test_a_view_change_with_blocks_in_flight_loses_nothing(tmp_path: pathl
                 for tx in txs:
                     found = node.shell.receipt(tx.tx_id)
                     assert found is not None and found[2].accepted, tx.nonce
+            nursery.cancel_scope.cancel()
+
+
+def _too_deep_tx(cluster: Cluster) -> bytes:
+    body: dict = {"x": 1}
+    for _ in range(30):
+        body = {"x": body}
+    tx = Transaction(CHAIN, "account.deposit", body, cluster.user.public_key, 1, b"s" * 64)
+    return tx.encode()
+
+
+@pytest.mark.trio
+async def test_bad_forwarded_batches_are_misbehaviour_and_change_nothing(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A validator peer forwarding garbage, a transaction too deep for a block (its id
+    cannot be computed; found by review: it used to stop the ingest task) or a forged
+    signature is reported and ignored; the node keeps committing."""
+    cluster = Cluster(tmp_path)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                await cluster.start(nursery, i)
+            node, peer = cluster.nodes[1], cluster.key(2)
+            forged = dataclasses.replace(deposit(cluster.user, 1), signature=bytes(64))
+            inbound = cluster.hub.nets[cluster.key(1)].tx
+            for items in ([b"\x93garbage"], [_too_deep_tx(cluster)], [forged.encode()]):
+                inbound.send_nowait((peer, bytes([MSG_TXS]) + codec.encode(items)))
+            inbound.send_nowait((peer, bytes([MSG_TXS]) + b"\xc1"))
+            while (
+                sum(
+                    node.metrics.misbehaviour.labels(c)._value.get()
+                    for c in ("bad_tx_batch", "bad_tx_signature")
+                )
+                < 4
+            ):
+                await trio.sleep(0.01)
+            assert len(node.mempool) == 0
+            tx = deposit(cluster.user, 1)
+            await node.submit([tx])
+            assert await node.wait_committed(tx.tx_id, 20) is not None
             nursery.cancel_scope.cancel()
