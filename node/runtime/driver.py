@@ -167,6 +167,12 @@ class Metrics:
         self.execute = Histogram(
             "alps_block_execute_seconds", "Executing and storing one block", registry=r
         )
+        self.loop_lag = Histogram(
+            "alps_event_loop_lag_seconds",
+            "How late the ticker woke up (event loop congestion)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+            registry=r,
+        )
         self.proposals = Counter(
             "alps_proposals",
             "Blocks this node proposed, by whether their parent was committed yet",
@@ -308,8 +314,11 @@ class Node:
 
     async def _ticker(self) -> None:
         period = self.settings.tick_ms / 1000
+        lag = self.metrics.loop_lag
         while True:
+            started = time.perf_counter()
             await trio.sleep(period)
+            lag.observe(max(0.0, time.perf_counter() - started - period))
             try:
                 self._events_tx.send_nowait(Tick())
             except trio.WouldBlock:

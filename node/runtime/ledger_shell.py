@@ -52,6 +52,7 @@ NULL_PROPOSER = b"\x00" * 32
 # the mempool instead of burning it into a block as a rejection.
 RETRY_LATER_CODES = frozenset({"bad_nonce"})
 SPECULATIVE_MAX = 16  # executed, uncommitted blocks kept (a few per view in flight)
+DECODED_MAX = 8  # decoded proposals kept (consensus digests a payload, then it is judged)
 
 
 class SignatureCache:
@@ -192,12 +193,12 @@ class LedgerShell:
         """True if a child of `block_hash` can be executed now: it is the committed head
         or a block executed here on top of it (through other such blocks)."""
         with self._lock:
-            return self._base_locked(block_hash) is not None
+            return self._chain_locked(block_hash) is not None
 
-    def _base_locked(self, parent_hash: bytes) -> _Base | None:
-        snapshot, head_hash, head = self._head_snapshot()
-        if parent_hash == head_hash:
-            return _Base(head, head_hash, self.store, snapshot.accumulator)
+    def _chain_locked(self, parent_hash: bytes) -> list[tuple[Block, BlockResult]] | None:
+        """The executed, uncommitted blocks from `parent_hash` back to the head (newest
+        first; empty if it is the head), or None if it does not lead to the head."""
+        _, head_hash, head = self._head_snapshot()
         chain: list[tuple[Block, BlockResult]] = []
         cursor = parent_hash
         while cursor != head_hash:
@@ -206,6 +207,15 @@ class LedgerShell:
                 return None  # unknown, or on a branch the committed chain left
             chain.append(found)
             cursor = found[0].header.parent_hash
+        return chain
+
+    def _base_locked(self, parent_hash: bytes) -> _Base | None:
+        snapshot, head_hash, head = self._head_snapshot()
+        if parent_hash == head_hash:
+            return _Base(head, head_hash, self.store, snapshot.accumulator)
+        chain = self._chain_locked(parent_hash)
+        if chain is None:
+            return None
         writes: dict[bytes, bytes | None] = {}
         for _block, result in reversed(chain):  # oldest first: later writes win
             writes.update((key, new) for key, (_old, new) in result.changes.items())
@@ -240,7 +250,7 @@ class LedgerShell:
     def _remember_decoded(self, key: bytes, block: Block) -> None:
         with self._lock:
             self._decoded[key] = block
-            if len(self._decoded) > SPECULATIVE_MAX:
+            if len(self._decoded) > DECODED_MAX:
                 self._decoded.popitem(last=False)
 
     def digest(self, payload: bytes) -> bytes:
