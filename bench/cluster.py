@@ -671,7 +671,10 @@ def bench_cluster(n: int, plan: Plan, one_core_tx_s: float, cores: int) -> dict[
     """Steady and saturation runs (and, for the first size, catch-up and disk) for n nodes."""
     limit = one_core_tx_s * cores / n
     steady_rate = plan.steady_fraction * limit
-    window = plan.knobs.block_max_txs + plan.batch * n  # a full block always waiting
+    # saturation: enough outstanding for every block in flight and the next one to be
+    # full, so the cluster, not the window, is the limit (latency there is queueing)
+    k = plan.knobs
+    window = (k.in_flight_max + 2) * k.block_max_txs + plan.batch * n
     out: dict[str, Any] = {"validators": n, "limit_tx_s": limit, "steady_rate": steady_rate}
     with tempfile.TemporaryDirectory(prefix=f"alps-bench-{n}-") as tmp:
         with cluster(Path(tmp), n, plan) as net:

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from node.api.app import make_app
+from node.api.models import SubmitAnswer
 from node.ledger import codec
 from node.ledger.tx import Transaction, make_tx
 from tests.api.chain import Chain, build_chain
@@ -61,6 +62,11 @@ async def test_single_and_batch_results_in_order(
     assert results[3]["height"] == height is not None
     assert [results[4]["code"], results[5]["code"]] == ["bad_signature", "wrong_chain"]
     assert node.submitted[-1] == batch  # the typed transactions, unchanged
+    # the answer is built as plain JSON: it must still be what the OpenAPI model says
+    assert SubmitAnswer.model_validate(answer.json()).model_dump() == answer.json()
+    schema = (await client.get("/openapi.json")).json()
+    ok = schema["paths"]["/v1/txs"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"] == {"$ref": "#/components/schemas/SubmitAnswer"}
 
 
 async def test_no_content_type_is_accepted_and_wrong_one_is_415(
