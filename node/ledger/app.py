@@ -36,7 +36,15 @@ from node.ledger.block import (
     tx_root,
 )
 from node.ledger.certificate import ValidatorSet
-from node.ledger.context import BlockInfo, Ctx, RecordCache, Reject, ScanOverlay, ScanReader
+from node.ledger.context import (
+    BlockInfo,
+    BlockReads,
+    Ctx,
+    RecordCache,
+    Reject,
+    ScanOverlay,
+    ScanReader,
+)
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_VALIDATORS
 from node.ledger.model import Member, k_member, k_nonce
@@ -126,7 +134,7 @@ def run_transactions(
     `share_records=False` decodes every record afresh (the reference the cache must match).
     """
     table = HANDLERS
-    overlay = ScanOverlay(base)
+    overlay = ScanOverlay(BlockReads(base))
     records = RecordCache() if share_records else None
     receipts = []
     for tx in txs:
@@ -194,7 +202,7 @@ def _check_member_nonce(ctx: Ctx) -> None:
 
 
 def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
-    value: dict[str, Any] = codec.decode(codec.encode(attrs))
+    value: dict[str, Any] = codec.plain(attrs)
     return value
 
 

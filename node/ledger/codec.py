@@ -21,7 +21,9 @@ range and rejecting unencodable strings. Whatever it does not fully vouch for (a
 non-str key, a foreign type, nesting near the limit, an encoding over 1 MiB, any error)
 goes to the reference path (`_check`), which alone decides rejections and their codes. So
 the fast path can only make accepting cheaper, never change what is accepted; tests check
-the two against each other on random and mutated inputs.
+the two against each other on random and mutated inputs. The fast path's normalised tree
+is, once packed, exactly what `decode` returns for the bytes, so `encode_value` and
+`plain` hand it out instead of decoding bytes just produced (tests check that too).
 """
 
 from __future__ import annotations
@@ -88,12 +90,15 @@ def _normal(value: Value, depth: int) -> Value:
 
     Raises _NotFast for floats, non-str keys, other types, and containers whose children
     would sit deeper than MAX_DEPTH or that hold more than MAX_CONTAINER_LEN items.
+    Every container in the result is new (scalars are shared), so once msgpack has packed
+    it, the result is exactly the tree `decode` returns for those bytes: same types, same
+    key order (`encode_value`, `plain`).
     Plain loops: for the small maps of transactions and records they beat any trick.
     """
     kind = type(value)
     if kind is dict:
         if not value:
-            return value
+            return {}
         if depth >= MAX_DEPTH or len(value) > MAX_CONTAINER_LEN:
             raise _NotFast
         depth += 1
@@ -105,7 +110,7 @@ def _normal(value: Value, depth: int) -> Value:
         return out
     if kind is list or kind is tuple:
         if not value:
-            return value  # msgpack writes an empty tuple as an empty array
+            return []
         if depth >= MAX_DEPTH or len(value) > MAX_CONTAINER_LEN:
             raise _NotFast
         depth += 1
@@ -146,13 +151,14 @@ def _plain(value: Value, depth: int) -> bool:
     return kind in _SCALARS
 
 
-def _fast_encode(value: Value) -> bytes | None:
-    """The canonical bytes if the fast path vouches for them, else None."""
+def _fast_encode_tree(value: Value) -> tuple[bytes, Value] | None:
+    """The canonical bytes and their decoded tree if the fast path vouches, else None."""
     try:
-        data: bytes = _PACKER.pack(_normal(value, 0))
+        tree = _normal(value, 0)
+        data: bytes = _PACKER.pack(tree)
     except (_NotFast, ValueError, TypeError, OverflowError):
         return None  # UnicodeEncodeError is a ValueError; OverflowError: int out of range
-    return data if len(data) <= _FAST_MAX_BYTES else None
+    return (data, tree) if len(data) <= _FAST_MAX_BYTES else None
 
 
 def _fast_accepts(data: bytes, value: Value) -> bool:
@@ -167,10 +173,29 @@ def _fast_accepts(data: bytes, value: Value) -> bool:
 
 def encode(value: Value) -> bytes:
     """The canonical bytes of `value`; raises CodecError for values outside the model."""
-    data = _fast_encode(value)
-    if data is not None:
-        return data
+    found = _fast_encode_tree(value)
+    if found is not None:
+        return found[0]
     return _reference_encode(value)
+
+
+def encode_value(value: Value) -> tuple[bytes, Value | None]:
+    """`encode(value)`, and with it, when the fast path vouches for the bytes, the value
+    `decode` returns for them, built of new containers the caller may keep (else None).
+    Saves decoding bytes the caller has just produced."""
+    found = _fast_encode_tree(value)
+    if found is not None:
+        return found
+    return _reference_encode(value), None
+
+
+def plain(value: Value) -> Value:
+    """`decode(encode(value))` (dict keys in canonical order, tuples as lists, new
+    containers), without the round trip when the fast path vouches; raises like `encode`."""
+    found = _fast_encode_tree(value)
+    if found is not None:
+        return found[1]
+    return decode(_reference_encode(value))
 
 
 def _reference_encode(value: Value) -> bytes:

@@ -44,6 +44,33 @@ class BlockInfo:
     time_ms: int
 
 
+class BlockReads:
+    """The committed state as one block's execution sees it: each key is read from the
+    base once per block (a licence, a bill of IP or an accrual is read by every report,
+    and `Overlay.changes()` reads the old value of every written key once more).
+
+    Coherent because the base does not change while a block executes (the shell has one
+    writer, which commits only after execution). Bounded by the keys one block touches.
+    Scans go straight to the base.
+    """
+
+    __slots__ = ("_base", "_values")
+
+    def __init__(self, base: ScanReader) -> None:
+        self._base = base
+        self._values: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        values = self._values
+        if key in values:
+            return values[key]
+        value = values[key] = self._base.get(key)
+        return value
+
+    def scan_state(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self._base.scan_state(prefix)
+
+
 class ScanOverlay(Overlay):
     """An overlay that can also list keys by prefix (committed keys merged with writes).
 

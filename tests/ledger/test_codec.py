@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from node.ledger import codec
 from node.ledger.errors import CodecError, LedgerError, SchemaError
 from node.ledger.records import Record, require_uint
+from tests.ledger.identical import assert_identical, containers
 
 ints = st.integers(min_value=codec.INT_MIN, max_value=codec.INT_MAX)
 scalars = st.none() | st.booleans() | ints | st.text(max_size=20) | st.binary(max_size=20)
@@ -291,3 +292,30 @@ def test_joined_encodings_keep_the_limits() -> None:
     with pytest.raises(CodecError) as info:
         codec.join_array([big] * 5)
     assert info.value.code == "oversize"
+
+
+@settings(max_examples=500)
+@given(wide_values)
+def test_plain_and_encode_value_give_exactly_what_decoding_the_encoding_gives(
+    value: object,
+) -> None:
+    verdict = _verdict(codec.encode, value)
+    assert _verdict(lambda v: codec.encode_value(v)[0], value) == verdict
+    if verdict[0] == "rejected":
+        assert _verdict(codec.plain, value) == verdict
+        return
+    expected = codec.decode(verdict[1])
+    data, tree = codec.encode_value(value)
+    assert data == verdict[1]
+    for got in (codec.plain(value), tree):
+        if got is not None:
+            assert_identical(got, expected)  # tuples as lists, keys in canonical order
+            assert not set(containers(got)) & set(containers(value))  # new containers
+
+
+def test_encode_value_vouches_for_model_values() -> None:
+    value = {"b": (), "a": [{"y": (1, b"x"), "x": None}], "c": {}}
+    data, tree = codec.encode_value(value)
+    assert tree == {"a": [{"x": None, "y": [1, b"x"]}], "b": [], "c": {}}
+    assert_identical(tree, codec.decode(data))
+    assert codec.encode_value(codec.MAX_STR_BYTES * b"x")[1] is None  # over the fast path
