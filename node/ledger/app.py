@@ -107,11 +107,13 @@ def execute_block(
     signature_ok: Callable[[Transaction], bool] = _verify,
     share_records: bool = True,
     txs_root: bytes | None = None,
+    record_cache: RecordCache | None = None,
 ) -> BlockResult:
     """Execute `txs` at `block` on top of `base`; raises BlockInvalid for an unfit block.
     `txs_root`: the Merkle root of `txs` when the caller already computed it from them
-    (`Block.body_root()`), so a judged block is not hashed twice."""
-    executed = run_transactions(base, block, txs, signature_ok, share_records)
+    (`Block.body_root()`), so a judged block is not hashed twice. `record_cache`: see
+    `run_transactions`."""
+    executed = run_transactions(base, block, txs, signature_ok, share_records, record_cache)
     return BlockResult(
         receipts=executed.receipts,
         changes=executed.changes,
@@ -128,14 +130,19 @@ def run_transactions(
     txs: Sequence[Transaction],
     signature_ok: Callable[[Transaction], bool] = _verify,
     share_records: bool = True,
+    record_cache: RecordCache | None = None,
 ) -> Executed:
     """The transactions and the end-of-block work of `execute_block`, without the hashing.
 
+    Records are shared through `record_cache` (a caller keeps one across blocks, so a
+    record written by one block is not decoded by the next), or a new RecordCache.
     `share_records=False` decodes every record afresh (the reference the cache must match).
     """
     table = HANDLERS
     overlay = ScanOverlay(BlockReads(base))
-    records = RecordCache() if share_records else None
+    records = None
+    if share_records:
+        records = RecordCache() if record_cache is None else record_cache
     receipts = []
     for tx in txs:
         if tx.chain_id != block.chain_id:
@@ -147,6 +154,8 @@ def run_transactions(
     periods.end_of_block(end)
     receipts.extend(system_receipts(block.height, _events(end)))
     changes = overlay.changes()
+    if records is not None:
+        records.end_block(changes)
     validators = ValidatorSet.decode(_must_get(overlay, K_VALIDATORS))
     return Executed(tuple(receipts), changes, validators)
 

@@ -5,15 +5,17 @@ the committed state), and signals a rejection by raising `Reject`; the block exe
 discards everything the handler wrote. Events are collected per transaction for its
 receipt.
 
-Records read through `Ctx.get` may be shared between the transactions of one block (a
+Records read through `Ctx.get` may be shared between transactions and blocks (a
 `RecordCache` keyed by class and stored bytes: decoding is a pure function of the two, and
-a licence or a member is read by every transaction that touches it). Records are values:
-never mutate a dict or list inside one in place; build a new value and `replace` it.
+a licence or a member is read by every transaction that touches it); `Ctx.put` seeds it
+with the record it encodes, so bytes this process wrote are never decoded again. Records
+are values: never mutate a dict or list inside one in place; build a new value and
+`replace` it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -107,23 +109,91 @@ class ScanOverlay(Overlay):
 
 
 class RecordCache:
-    """Decoded records by (record class, stored bytes), for the transactions of one block."""
+    """Decoded records by (record class, stored bytes): `decode(cls, raw)` is always
+    `cls.decode(raw)`, computed at most once while the entry is kept.
 
-    __slots__ = ("_entries",)
-    MAX_ENTRIES = 4096
+    `seed(cls, raw, tree)` records that `raw` was just produced by encoding a record of
+    `cls` and that `tree` is the value `codec.decode(raw)` returns (`codec.encode_value`);
+    a later `decode(cls, raw)` then builds the record with `cls.from_value(tree)`, which is
+    what `cls.decode` does after decoding the bytes, so the answer (or the SchemaError) is
+    the same without decoding bytes this process wrote. A hot record (a block's accrual, a
+    device written in one block and read in the next) is thus never decoded. Only classes
+    the ledger reads through the cache are seeded (a usage leaf is written, never read).
+
+    The answer is a pure function of the key, so one cache may serve many blocks and any
+    fork of the chain (the shell keeps one). Seeds of the block being executed are kept
+    apart; `end_block` keeps those that became the block's final values (not a version a
+    later transaction replaced, nor a rejected transaction's write) and drops the rest
+    (also those of a block whose execution raised, at the next `end_block`). Bounded: two
+    generations of at most MAX_ENTRIES entries each; when the young one is full it becomes
+    the old one and the old one is dropped; an old entry that is used moves back to the
+    young generation.
+    """
+
+    __slots__ = ("_block", "_old", "_read", "_young")
+    MAX_ENTRIES = 8192
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[type[Record], bytes], Record] = {}
+        # a Record, or the decoded tree (a dict) of a seeded record not yet built
+        self._young: dict[tuple[type[Record], bytes], Record | dict[str, Any]] = {}
+        self._old: dict[tuple[type[Record], bytes], Record | dict[str, Any]] = {}
+        self._block: dict[tuple[type[Record], bytes], Record | dict[str, Any]] = {}
+        self._read: set[type[Record]] = set()
 
     def decode(self, cls: type[R], raw: bytes) -> R:
         key = (cls, raw)
-        found = self._entries.get(key)
+        found = self._young.get(key)
         if found is None:
-            found = cls.decode(raw)
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = found
+            found = self._block.get(key)
+            if found is not None:
+                if type(found) is dict:
+                    found = self._block[key] = cls.from_value(found)
+                return found  # type: ignore[return-value]
+            found = self._old.pop(key, None)
+            if found is None:
+                self._read.add(cls)
+                found = cls.decode(raw)
+            self._keep(key, found)
+        if type(found) is dict:
+            found = self._young[key] = cls.from_value(found)
         return found  # type: ignore[return-value]
+
+    def seed(self, cls: type[Record], raw: bytes, tree: dict[str, Any]) -> None:
+        key = (cls, raw)
+        if cls in self._read and key not in self._young:
+            self._block.setdefault(key, tree)
+
+    def end_block(self, changes: Mapping[bytes, tuple[bytes | None, bytes | None]]) -> None:
+        """Keep the seeds that are final values of the block just executed (`changes`)."""
+        block, self._block = self._block, {}
+        final = {new for _, new in changes.values()}
+        for key, entry in block.items():
+            if key[1] in final and key not in self._young:
+                self._keep(key, entry)
+
+    def _keep(self, key: tuple[type[Record], bytes], entry: Record | dict[str, Any]) -> None:
+        young = self._young
+        if len(young) >= self.MAX_ENTRIES:
+            self._old = young
+            self._young = young = {}
+        young[key] = entry
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old) + len(self._block)
+
+
+_SEEDABLE: dict[type[Record], bool] = {}
+_RECORD_DECODE = getattr(Record.decode, "__func__", None)
+
+
+def _seedable(cls: type[Record]) -> bool:
+    """True iff `cls` encodes and decodes as `Record` does (no override), so the tree of
+    its `to_value()` is what `cls.decode` builds the record from."""
+    found = _SEEDABLE.get(cls)
+    if found is None:
+        decode = getattr(cls.decode, "__func__", None)
+        found = _SEEDABLE[cls] = cls.encode is Record.encode and decode is _RECORD_DECODE
+    return found
 
 
 @dataclass(slots=True)
@@ -152,7 +222,15 @@ class Ctx:
         return found
 
     def put(self, key: bytes, record: Record) -> None:
-        self.state.put(key, record.encode())
+        cache = self.records
+        cls = type(record)
+        if cache is None or not _seedable(cls):
+            self.state.put(key, record.encode())
+            return
+        raw, tree = codec.encode_value(record.to_value())
+        self.state.put(key, raw)
+        if tree is not None:
+            cache.seed(cls, raw, tree)
 
     def get_value(self, key: bytes) -> Any:
         raw = self.state.get(key)

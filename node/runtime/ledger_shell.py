@@ -28,7 +28,7 @@ from node.ledger import crypto
 from node.ledger.app import BlockInvalid, BlockResult, check_result, execute_block
 from node.ledger.block import Block, BlockHeader, Receipt
 from node.ledger.certificate import CommitCertificate, ValidatorSet
-from node.ledger.context import BlockInfo
+from node.ledger.context import BlockInfo, RecordCache
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_VALIDATORS, Genesis
 from node.ledger.tx import Transaction
@@ -96,6 +96,7 @@ class LedgerShell:
         self._results: OrderedDict[bytes, tuple[bytes, BlockResult]] = OrderedDict()
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
         self._head: tuple[bytes, BlockHeader] | None = None  # (block hash, header) of the head
+        self._records = RecordCache()  # decoded records shared by every block executed here
         block0, changes, acc = genesis.block()
         if store.head() is None:
             store.commit_block(block0, [], None, changes, acc)
@@ -167,7 +168,15 @@ class LedgerShell:
         self, info: BlockInfo, txs: Sequence[Transaction], root: bytes | None = None
     ) -> BlockResult:
         accumulator = self.store.accumulator()
-        return execute_block(self.store, accumulator, info, txs, self.sigs.check, txs_root=root)
+        return execute_block(
+            self.store,
+            accumulator,
+            info,
+            txs,
+            self.sigs.check,
+            txs_root=root,
+            record_cache=self._records,
+        )
 
     def _header(
         self, info: BlockInfo, proposer: bytes, txs: Sequence[Transaction], result: BlockResult
