@@ -28,7 +28,7 @@ is, once packed, exactly what `decode` returns for the bytes, so `encode_value` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -187,6 +187,23 @@ def encode_value(value: Value) -> tuple[bytes, Value | None]:
     if found is not None:
         return found
     return _reference_encode(value), None
+
+
+def encode_fields(
+    obj: object, names: Sequence[str], to_value: Callable[[Any], Value]
+) -> tuple[bytes, dict[str, Value]] | None:
+    """The fast path of `encode_value({n: to_value(getattr(obj, n)) for n in names})` for a
+    record's field `names` (str, already in canonical order): what `_normal` makes of that
+    map, built without the map or the sort. None when the fast path does not vouch."""
+    try:
+        out = {}
+        for name in names:
+            v = getattr(obj, name)
+            out[name] = v if type(v) in _SCALARS else _normal(to_value(v), 1)
+        data: bytes = _PACKER.pack(out)
+    except (_NotFast, ValueError, TypeError, OverflowError):
+        return None
+    return (data, out) if len(data) <= _FAST_MAX_BYTES else None
 
 
 def plain(value: Value) -> Value:

@@ -227,7 +227,7 @@ class Ctx:
         if cache is None or not _seedable(cls):
             self.state.put(key, record.encode())
             return
-        raw, tree = codec.encode_value(record.to_value())
+        raw, tree = record.encode_value()
         self.state.put(key, raw)
         if tree is not None:
             cache.seed(cls, raw, tree)
