@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node.ledger import codec, devices, governance, licensing, money, periods
+from node.ledger import devices, governance, licensing, money, periods
 from node.ledger.block import (
     MAX_EVENTS,
     Block,
@@ -161,7 +161,7 @@ def run_transactions(
 
 
 def _events(ctx: Ctx) -> tuple[Event, ...]:
-    return tuple(Event(kind, _plain(attrs)) for kind, attrs in ctx.events)
+    return tuple(Event.normalised(kind, attrs) for kind, attrs in ctx.events)
 
 
 def _must_get(overlay: ScanOverlay, key: bytes) -> bytes:
@@ -208,11 +208,6 @@ def _check_member_nonce(ctx: Ctx) -> None:
         code = "replay" if ctx.nonce < expected else "bad_nonce"
         raise Reject(code, f"nonce {ctx.nonce}, expected {expected}")
     ctx.put_value(k_nonce(ctx.signer), ctx.nonce)
-
-
-def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
-    value: dict[str, Any] = codec.plain(attrs)
-    return value
 
 
 def _rejected(tx_id: bytes, code: str, detail: str) -> Receipt:

@@ -23,7 +23,7 @@ goes to the reference path (`_check`), which alone decides rejections and their 
 the fast path can only make accepting cheaper, never change what is accepted; tests check
 the two against each other on random and mutated inputs. The fast path's normalised tree
 is, once packed, exactly what `decode` returns for the bytes, so `encode_value` and
-`plain` hand it out instead of decoding bytes just produced (tests check that too).
+`encode_fields` hand it out instead of decoding bytes just produced (tests check that too).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _normal(value: Value, depth: int) -> Value:
     would sit deeper than MAX_DEPTH or that hold more than MAX_CONTAINER_LEN items.
     Every container in the result is new (scalars are shared), so once msgpack has packed
     it, the result is exactly the tree `decode` returns for those bytes: same types, same
-    key order (`encode_value`, `plain`).
+    key order (`encode_value`, `encode_fields`).
     Plain loops: for the small maps of transactions and records they beat any trick.
     """
     kind = type(value)
@@ -151,10 +151,10 @@ def _plain(value: Value, depth: int) -> bool:
     return kind in _SCALARS
 
 
-def _fast_encode_tree(value: Value) -> tuple[bytes, Value] | None:
+def _fast_encode_tree(value: Value, depth: int = 0) -> tuple[bytes, Value] | None:
     """The canonical bytes and their decoded tree if the fast path vouches, else None."""
     try:
-        tree = _normal(value, 0)
+        tree = _normal(value, depth)
         data: bytes = _PACKER.pack(tree)
     except (_NotFast, ValueError, TypeError, OverflowError):
         return None  # UnicodeEncodeError is a ValueError; OverflowError: int out of range
@@ -179,11 +179,13 @@ def encode(value: Value) -> bytes:
     return _reference_encode(value)
 
 
-def encode_value(value: Value) -> tuple[bytes, Value | None]:
+def encode_value(value: Value, depth: int = 0) -> tuple[bytes, Value | None]:
     """`encode(value)`, and with it, when the fast path vouches for the bytes, the value
     `decode` returns for them, built of new containers the caller may keep (else None).
-    Saves decoding bytes the caller has just produced."""
-    found = _fast_encode_tree(value)
+    Saves decoding bytes the caller has just produced. With `depth` > 0 the fast path
+    vouches only if the value could also sit `depth` levels down in a larger value (so
+    its bytes may be spliced there: `join_array`, `join_map`)."""
+    found = _fast_encode_tree(value, depth)
     if found is not None:
         return found
     return _reference_encode(value), None
@@ -204,15 +206,6 @@ def encode_fields(
     except (_NotFast, ValueError, TypeError, OverflowError):
         return None
     return (data, out) if len(data) <= _FAST_MAX_BYTES else None
-
-
-def plain(value: Value) -> Value:
-    """`decode(encode(value))` (dict keys in canonical order, tuples as lists, new
-    containers), without the round trip when the fast path vouches; raises like `encode`."""
-    found = _fast_encode_tree(value)
-    if found is not None:
-        return found[1]
-    return decode(_reference_encode(value))
 
 
 def _reference_encode(value: Value) -> bytes:
@@ -294,6 +287,25 @@ def fast_accepts(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> bool:
     except CodecError:
         return False
     return _fast_accepts(data, value)
+
+
+def encode_scalar(value: Value) -> bytes | None:
+    """The fast path's encoding of a scalar of an exact model type, else None."""
+    if type(value) not in _SCALARS:
+        return None
+    try:
+        data: bytes = _PACKER.pack(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return data if len(data) <= _FAST_MAX_BYTES else None
+
+
+def map_header(length: int) -> bytes:
+    """The header of a map of `length` entries (for maps spliced from encoded parts)."""
+    if not 0 <= length <= MAX_CONTAINER_LEN:
+        raise CodecError("oversize", "map too long")
+    header: bytes = _PACKER.pack_map_header(length)
+    return header
 
 
 def join_array(encoded_items: Sequence[bytes]) -> bytes:

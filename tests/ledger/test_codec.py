@@ -295,22 +295,19 @@ def test_joined_encodings_keep_the_limits() -> None:
 
 
 @settings(max_examples=500)
-@given(wide_values)
-def test_plain_and_encode_value_give_exactly_what_decoding_the_encoding_gives(
-    value: object,
+@given(wide_values, st.integers(0, 4))
+def test_encode_value_gives_exactly_what_decoding_the_encoding_gives(
+    value: object, depth: int
 ) -> None:
     verdict = _verdict(codec.encode, value)
-    assert _verdict(lambda v: codec.encode_value(v)[0], value) == verdict
+    assert _verdict(lambda v: codec.encode_value(v, depth)[0], value) == verdict
     if verdict[0] == "rejected":
-        assert _verdict(codec.plain, value) == verdict
         return
-    expected = codec.decode(verdict[1])
-    data, tree = codec.encode_value(value)
+    data, tree = codec.encode_value(value, depth)
     assert data == verdict[1]
-    for got in (codec.plain(value), tree):
-        if got is not None:
-            assert_identical(got, expected)  # tuples as lists, keys in canonical order
-            assert not set(containers(got)) & set(containers(value))  # new containers
+    if tree is not None:
+        assert_identical(tree, codec.decode(data))  # tuples as lists, keys in canonical order
+        assert not set(containers(tree)) & set(containers(value))  # new containers
 
 
 def test_encode_value_vouches_for_model_values() -> None:
@@ -319,3 +316,11 @@ def test_encode_value_vouches_for_model_values() -> None:
     assert tree == {"a": [{"x": None, "y": [1, b"x"]}], "b": [], "c": {}}
     assert_identical(tree, codec.decode(data))
     assert codec.encode_value(codec.MAX_STR_BYTES * b"x")[1] is None  # over the fast path
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_encode_value_vouches_only_for_values_that_fit_at_its_depth(depth: int) -> None:
+    value = nested_lists(codec.MAX_DEPTH - 2, {"k": 1})  # the deepest value at MAX_DEPTH - 1
+    data, tree = codec.encode_value(value, depth)
+    assert data == codec.encode(value)
+    assert (tree is not None) == (depth <= 1)
