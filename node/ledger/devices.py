@@ -138,8 +138,11 @@ def report(ctx: Ctx, body: dict[str, Any]) -> None:
     registers = {**dev.registers, **r.registers}
     ctx.put(
         k_device(dev.device),
-        replace(
-            dev,
+        Device(
+            device=dev.device,
+            licensee=dev.licensee,
+            sku=dev.sku,
+            revoked=dev.revoked,
             last_seq=seq,
             last_hash=ctx.tx_id,
             registers=registers,
