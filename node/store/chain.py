@@ -23,10 +23,15 @@ Key layout (all heights are 8-byte big-endian):
   v/<h>           the validator set block h (h >= 1) changed to (its header's
                   validator_set_hash differs from its parent's)
   s/<key>         state value
+
+State reads go through a bounded read cache (`_StateCache`) that `commit_block` keeps
+coherent: the only writer of s/ keys, it updates the cached keys it changed right after
+its batch is written, and a read that raced a commit does not enter the cache.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -78,11 +83,81 @@ class Head:
         return cls(v["height"], v["block_hash"], StateAccumulator.from_bytes(v["accumulator"]))
 
 
+_MISSING = object()
+
+
+class _StateCache:
+    """Recently read state values (None: the key is absent), for `ChainStore.get_state`.
+
+    Every block reads the records it touches (a device, its billed-device marker), and
+    the next block reads most of them again. Coherence: `updated` (called by the commit,
+    after its batch is written) replaces the cached value of every changed key, forgets a
+    cached absence (a new key is read once more, not kept by its writer) and starts a new
+    epoch; a value read from the KV enters the cache only if no commit started meanwhile
+    (`epoch()` before the read, `remember` after), so a value older than the KV's never
+    enters it. One lock; the KV read itself is outside it. Bounded: two generations of
+    at most MAX_ENTRIES keys or MAX_BYTES of values each (values over MAX_VALUE_BYTES
+    are not kept); a value used from the old generation moves back to the young one.
+    """
+
+    MAX_ENTRIES = 16384
+    MAX_BYTES = 8 * 1024 * 1024
+    MAX_VALUE_BYTES = 16 * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._young: dict[bytes, bytes | None] = {}
+        self._old: dict[bytes, bytes | None] = {}
+        self._young_bytes = 0
+        self._epoch = 0
+
+    def lookup(self, key: bytes) -> object:
+        """The cached value (bytes or None), or _MISSING."""
+        with self._lock:
+            found = self._young.get(key, _MISSING)
+            if found is _MISSING:
+                found = self._old.pop(key, _MISSING)
+                if found is not _MISSING:
+                    self._keep(key, found)  # type: ignore[arg-type]
+            return found
+
+    def epoch(self) -> int:
+        return self._epoch
+
+    def remember(self, key: bytes, value: bytes | None, epoch: int) -> None:
+        with self._lock:
+            if epoch == self._epoch and (value is None or len(value) <= self.MAX_VALUE_BYTES):
+                self._keep(key, value)
+
+    def updated(self, changes: Mapping[bytes, tuple[bytes | None, bytes | None]]) -> None:
+        with self._lock:
+            self._epoch += 1
+            for generation in (self._young, self._old):
+                for key, (_old, new) in changes.items():
+                    if key in generation:
+                        cached = generation[key]
+                        if cached is None or new is None or len(new) > self.MAX_VALUE_BYTES:
+                            del generation[key]
+                        else:
+                            generation[key] = new
+
+    def _keep(self, key: bytes, value: bytes | None) -> None:
+        size = 0 if value is None else len(value)
+        if len(self._young) >= self.MAX_ENTRIES or self._young_bytes + size > self.MAX_BYTES:
+            self._old, self._young, self._young_bytes = self._young, {}, 0
+        self._young[key] = value
+        self._young_bytes += size
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
+
+
 class ChainStore:
     """Typed access to one node's chain over any KV."""
 
     def __init__(self, kv: KV) -> None:
         self.kv = kv
+        self._state = _StateCache()
         self._check_schema()
         raw = kv.get(HEAD_KEY)
         self._head: Head | None = Head.decode(raw) if raw is not None else None
@@ -113,7 +188,14 @@ class ChainStore:
         return self._head.accumulator if self._head else StateAccumulator()
 
     def get_state(self, key: bytes) -> bytes | None:
-        return self.kv.get(STATE + key)
+        cache = self._state
+        found = cache.lookup(key)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        epoch = cache.epoch()
+        value = self.kv.get(STATE + key)
+        cache.remember(key, value, epoch)
+        return value
 
     # StateReader protocol, so a ledger Overlay can read straight through the store.
     get = get_state
@@ -236,6 +318,7 @@ class ChainStore:
         head = Head(h, block_hash, accumulator)
         ops.append((HEAD_KEY, head.encode()))
         self.kv.write(ops, sync=sync)
+        self._state.updated(changes)
         self._head = head
         return head
 

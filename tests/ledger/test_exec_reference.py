@@ -8,7 +8,8 @@ its bytes, nothing shared) and by the optimised path a node runs (records shared
 RecordCache kept across all the blocks and seeded by every write, event attributes
 normalised without a codec round trip, committed reads memoised per block). Receipts,
 events, state changes, digest and roots must be identical, byte for byte and in the
-order of every map; the optimised result is committed and the next block runs on it.
+order of every map; the optimised result is committed and the next block runs on it, and
+every value in the chain store's read cache must then be the one the KV holds.
 Accepted or not, every transaction's effect is the reference's, so a rejected
 transaction changes nothing on the optimised path either.
 """
@@ -23,6 +24,7 @@ from node.ledger.app import execute_block
 from node.ledger.calendar import ms_of_date
 from node.ledger.context import BlockInfo, RecordCache
 from node.ledger.usage import MAX_REGISTER
+from node.store.chain import STATE
 from tests.ledger import rules_for_tests as rules
 from tests.ledger.harness import CHAIN, Harness
 from tests.ledger.test_ledger_flows import MEMBERS, T0, activate, terms
@@ -115,6 +117,10 @@ def test_random_blocks_execute_exactly_as_the_reference(
         seen.update(r.code for r in reference.receipts)
         seen.update(e.kind for r in reference.receipts for e in r.events)
         h.commit(optimised, txs)
+        cached = {**h.store._state._old, **h.store._state._young}
+        assert cached  # the blocks read through the store's cache...
+        for key, value in cached.items():  # ...which follows every commit
+            assert value == h.store.kv.get(STATE + key)
 
 
 def test_an_accrual_that_would_overflow_is_rejected_on_both_paths() -> None:

@@ -8,11 +8,12 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from node.ledger.state import digest_of
-from node.store.chain import SCHEMA_KEY, ChainStore
+from node.store.chain import _MISSING, SCHEMA_KEY, ChainStore, _StateCache
 from node.store.kv import LevelDBKV, MemoryKV, StoreError
 from tests.factory import build_chain, expected_state
 
@@ -119,3 +120,78 @@ def test_kill_9_during_commits_leaves_an_exact_prefix(tmp_path: pathlib.Path) ->
         heights.append(assert_store_is_prefix(store, chain))
         store.close()
     assert heights == sorted(heights) and heights[-1] > 0
+
+
+def _all_keys(upto: int) -> list[bytes]:
+    return [f"k{i}".encode() for i in range(7)] + [f"h{h}".encode() for h in range(upto + 2)]
+
+
+def test_cached_state_reads_follow_every_commit() -> None:
+    """Reads between commits (values, absent keys, deleted keys) are cached, and every
+    commit's changes reach the cache: get_state always answers what the KV holds."""
+    chain = build_chain(30)
+    store = ChainStore(MemoryKV())
+    for height, built in enumerate(chain):
+        commit(store, built)
+        expected = expected_state(height)
+        for _ in range(2):  # the second round is answered from the cache
+            for key in _all_keys(height):
+                assert store.get_state(key) == expected.get(key)
+        assert len(store._state) > 0
+
+
+def test_a_read_that_raced_a_commit_is_not_cached() -> None:
+    chain = build_chain(2)
+    store = ChainStore(MemoryKV())
+    commit(store, chain[0])
+    cache = store._state
+    epoch = cache.epoch()
+    stale = store.kv.get(b"s/k1")  # read before the commit...
+    commit(store, chain[1])  # ...which changes k1
+    cache.remember(b"k1", stale, epoch)  # ...remembered after it: refused
+    assert store.get_state(b"k1") == expected_state(1)[b"k1"] != stale
+
+
+def test_the_state_cache_is_bounded() -> None:
+    class Small(_StateCache):
+        MAX_ENTRIES = 4
+        MAX_BYTES = 10
+        MAX_VALUE_BYTES = 6
+
+    cache = Small()
+    for i in range(20):
+        cache.remember(b"k%d" % i, b"v" * (i % 8), cache.epoch())
+        assert len(cache) <= 2 * Small.MAX_ENTRIES
+        assert cache._young_bytes <= Small.MAX_BYTES
+    assert cache.lookup(b"k7") is _MISSING  # 7 bytes: never kept
+    assert cache.lookup(b"k19") == b"vvv"
+
+
+def test_cached_reads_under_concurrent_commits_end_coherent() -> None:
+    """API threads read state while the node commits: whatever they cached, every read
+    after the commits answers what the KV holds."""
+    chain = build_chain(40)
+    store = ChainStore(MemoryKV())
+    commit(store, chain[0])
+    keys = _all_keys(len(chain))
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            for key in keys:
+                store.get_state(key)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for built in chain[1:]:
+            commit(store, built)
+            expected = expected_state(built.block.header.height)
+            assert [store.get_state(k) for k in keys] == [expected.get(k) for k in keys]
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    expected = expected_state(len(chain) - 1)
+    assert [store.get_state(k) for k in keys] == [expected.get(k) for k in keys]
