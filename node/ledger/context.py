@@ -125,13 +125,14 @@ class RecordCache:
     apart; `end_block` keeps those that became the block's final values (not a version a
     later transaction replaced, nor a rejected transaction's write) and drops the rest
     (also those of a block whose execution raised, at the next `end_block`). Bounded: two
-    generations of at most MAX_ENTRIES entries each; when the young one is full it becomes
-    the old one and the old one is dropped; an old entry that is used moves back to the
-    young generation.
+    generations of at most MAX_ENTRIES entries and MAX_BYTES of stored bytes each; when
+    the young one is full it becomes the old one and the old one is dropped; an old entry
+    that is used moves back to the young generation.
     """
 
-    __slots__ = ("_block", "_old", "_read", "_young")
+    __slots__ = ("_block", "_old", "_read", "_young", "_young_bytes")
     MAX_ENTRIES = 8192
+    MAX_BYTES = 4 * 1024 * 1024
 
     def __init__(self) -> None:
         # a Record, or the decoded tree (a dict) of a seeded record not yet built
@@ -139,6 +140,7 @@ class RecordCache:
         self._old: dict[tuple[type[Record], bytes], Record | dict[str, Any]] = {}
         self._block: dict[tuple[type[Record], bytes], Record | dict[str, Any]] = {}
         self._read: set[type[Record]] = set()
+        self._young_bytes = 0
 
     def decode(self, cls: type[R], raw: bytes) -> R:
         key = (cls, raw)
@@ -172,11 +174,12 @@ class RecordCache:
                 self._keep(key, entry)
 
     def _keep(self, key: tuple[type[Record], bytes], entry: Record | dict[str, Any]) -> None:
-        young = self._young
-        if len(young) >= self.MAX_ENTRIES:
-            self._old = young
-            self._young = young = {}
+        young, size = self._young, len(key[1])
+        if len(young) >= self.MAX_ENTRIES or self._young_bytes + size > self.MAX_BYTES:
+            self._old, self._young, self._young_bytes = young, {}, 0
+            young = self._young
         young[key] = entry
+        self._young_bytes += size
 
     def __len__(self) -> int:
         return len(self._young) + len(self._old) + len(self._block)

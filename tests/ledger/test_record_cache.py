@@ -113,6 +113,7 @@ def test_the_cache_returns_the_record_the_bytes_decode_to() -> None:
 class Small(RecordCache):
     __slots__ = ()
     MAX_ENTRIES = 2
+    MAX_BYTES = 4096
 
 
 def test_the_cache_is_bounded() -> None:
@@ -121,6 +122,18 @@ def test_the_cache_is_bounded() -> None:
     for member in members:
         assert cache.decode(Member, member.encode()) == member
         assert len(cache) <= 2 * Small.MAX_ENTRIES
+
+
+def test_the_cache_is_bounded_in_bytes() -> None:
+    class Tiny(RecordCache):
+        __slots__ = ()
+        MAX_BYTES = 100
+
+    cache = Tiny()
+    for i in range(6):
+        member = Member(f"m{i}", bytes([i]) * 32, ("licensee",))  # 60 bytes encoded
+        cache.decode(Member, member.encode())
+        assert len(cache) <= 2 and cache._young_bytes <= Tiny.MAX_BYTES
 
 
 def test_only_a_blocks_final_values_are_kept_from_its_seeds() -> None:
