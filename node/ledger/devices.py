@@ -195,8 +195,10 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
         product_class = terms.product_class(dev.sku)
         key = k_accrual(lic.licence_id, period.period_id)
         acc = ctx.get(key, Accrual) or Accrual({}, 0)
-        quantities = {t: {c: dict(m) for c, m in cs.items()} for t, cs in acc.quantities.items()}
-        bucket = quantities.setdefault(r.territory, {}).setdefault(product_class, {})
+        # a new value sharing the untouched parts of the old one (records are never mutated)
+        quantities = dict(acc.quantities)
+        classes = quantities[r.territory] = dict(quantities.get(r.territory, {}))
+        bucket = classes[product_class] = dict(classes.get(product_class, {}))
         added = dict(deltas)
         if ctx.state.get(k_billed_device(lic.licence_id, dev.device)) is None:
             ctx.put_value(k_billed_device(lic.licence_id, dev.device), period.period_id)
