@@ -10,6 +10,10 @@ the validator set after it (validator_set_hash; a change governs consensus from
 header's canonical encoding, and that is what the commit certificate signs. The header
 commits to its own execution results, so a proposer executes a block before proposing it
 and validators re-execute it to judge the proposal.
+
+A receipt of events made by `Event.normalised` (the executor's) is encoded by splicing the
+attribute encodings the codec's fast path produced and vouched for; anything else is
+encoded by `Record.encode`. Either way the bytes are the canonical encoding.
 """
 
 from __future__ import annotations
