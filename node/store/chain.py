@@ -95,7 +95,8 @@ class _StateCache:
     cached absence (a new key is read once more, not kept by its writer) and starts a new
     epoch; a value read from the KV enters the cache only if no commit started meanwhile
     (`epoch()` before the read, `remember` after), so a value older than the KV's never
-    enters it. One lock; the KV read itself is outside it. Bounded: two generations of
+    enters it. One lock (not taken by a read the young generation answers); the KV read
+    itself is outside it. Bounded: two generations of
     at most MAX_ENTRIES keys or MAX_BYTES of values each (values over MAX_VALUE_BYTES
     are not kept); a value used from the old generation moves back to the young one.
     """
@@ -112,7 +113,12 @@ class _StateCache:
         self._epoch = 0
 
     def lookup(self, key: bytes) -> object:
-        """The cached value (bytes or None), or _MISSING."""
+        """The cached value (bytes or None), or _MISSING. A young entry is read without
+        the lock (a read concurrent with a commit may answer either side of it, as a read
+        of the KV would); moving an old entry back to the young generation takes it."""
+        found = self._young.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
         with self._lock:
             found = self._young.get(key, _MISSING)
             if found is _MISSING:
