@@ -112,7 +112,7 @@ class RecordCache:
     """Decoded records by (record class, stored bytes): `decode(cls, raw)` is always
     `cls.decode(raw)`, computed at most once while the entry is kept.
 
-    `seed(cls, raw, tree)` records that `raw` was just produced by encoding a record of
+    `seed(cls, raw, tree, at)` records that `raw` was just produced by encoding a record of
     `cls` and that `tree` is the value `codec.decode(raw)` returns (`codec.encode_value`);
     a later `decode(cls, raw)` then builds the record with `cls.from_value(tree)`, which is
     what `cls.decode` does after decoding the bytes, so the answer (or the SchemaError) is
@@ -130,7 +130,7 @@ class RecordCache:
     that is used moves back to the young generation.
     """
 
-    __slots__ = ("_block", "_old", "_read", "_young", "_young_bytes")
+    __slots__ = ("_block", "_old", "_read", "_written", "_young", "_young_bytes")
     MAX_ENTRIES = 8192
     MAX_BYTES = 4 * 1024 * 1024
 
@@ -140,6 +140,7 @@ class RecordCache:
         self._old: dict[tuple[type[Record], bytes], Record | dict[str, Any]] = {}
         self._block: dict[tuple[type[Record], bytes], Record | dict[str, Any]] = {}
         self._read: set[type[Record]] = set()
+        self._written: dict[bytes, tuple[type[Record], bytes]] = {}  # state key -> its seed
         self._young_bytes = 0
 
     def decode(self, cls: type[R], raw: bytes) -> R:
@@ -160,14 +161,24 @@ class RecordCache:
             found = self._young[key] = cls.from_value(found)
         return found  # type: ignore[return-value]
 
-    def seed(self, cls: type[Record], raw: bytes, tree: dict[str, Any]) -> None:
+    def seed(self, cls: type[Record], raw: bytes, tree: dict[str, Any], at: bytes) -> None:
+        """`raw`, the encoding of a record of `cls` with decoded tree `tree`, was just
+        written under the state key `at`; the seed of the value it replaced there in this
+        block is dropped (a version the next transaction replaces, like a block's accrual,
+        is not kept to the end of the block; were it needed again, after a rejection, it
+        would just be decoded)."""
         key = (cls, raw)
         if cls in self._read and key not in self._young:
+            replaced = self._written.get(at)
+            if replaced is not None and replaced != key:
+                self._block.pop(replaced, None)
+            self._written[at] = key
             self._block.setdefault(key, tree)
 
     def end_block(self, changes: Mapping[bytes, tuple[bytes | None, bytes | None]]) -> None:
         """Keep the seeds that are final values of the block just executed (`changes`)."""
         block, self._block = self._block, {}
+        self._written = {}
         final = {new for _, new in changes.values()}
         for key, entry in block.items():
             if key[1] in final and key not in self._young:
@@ -233,7 +244,7 @@ class Ctx:
         raw, tree = record.encode_value()
         self.state.put(key, raw)
         if tree is not None:
-            cache.seed(cls, raw, tree)
+            cache.seed(cls, raw, tree, key)
 
     def get_value(self, key: bytes) -> Any:
         raw = self.state.get(key)

@@ -140,11 +140,11 @@ def test_only_a_blocks_final_values_are_kept_from_its_seeds() -> None:
     cache = RecordCache()
     versions = [Member(f"m{i}", bytes(32), ("licensee",)) for i in range(3)]
     raws = [m.encode() for m in versions]
-    cache.seed(Member, raws[0], versions[0].to_value())
+    cache.seed(Member, raws[0], versions[0].to_value(), b"member/x")
     assert len(cache) == 0  # Member was never read through the cache: not seeded
     cache.decode(Member, raws[0])
-    for member, raw in zip(versions[1:], raws[1:], strict=True):
-        cache.seed(Member, raw, member.to_value())
+    for i, (member, raw) in enumerate(zip(versions[1:], raws[1:], strict=True)):
+        cache.seed(Member, raw, member.to_value(), b"member/%d" % i)
     assert len(cache) == 3
     cache.end_block({b"member/x": (raws[0], raws[2])})  # version 1 was replaced in-block
     assert len(cache) == 2
@@ -164,6 +164,18 @@ def test_a_used_entry_survives_the_generation_change() -> None:
     assert cache.decode(Member, raws[0]) is first
 
 
+def test_a_version_replaced_in_the_block_is_not_kept_but_still_answered() -> None:
+    cache = RecordCache()
+    versions = [Member(f"m{i}", bytes(32), ("licensee",)) for i in range(3)]
+    raws = [m.encode() for m in versions]
+    cache.decode(Member, raws[0])
+    cache.seed(Member, raws[1], versions[1].to_value(), b"member/x")
+    cache.seed(Member, raws[2], versions[2].to_value(), b"member/x")  # replaces version 1
+    assert len(cache) == 2
+    assert cache.decode(Member, raws[1]) == versions[1]  # (after a rejection): decoded
+    assert cache.decode(Member, raws[2]) == versions[2]
+
+
 def test_a_seeded_record_is_built_from_its_tree_as_decode_would_build_it() -> None:
     device = Device(
         bytes(range(32)), bytes(32), "cam-1", False, 7, bytes(32), {"units": 3, "hours": 1}, 0
@@ -172,7 +184,7 @@ def test_a_seeded_record_is_built_from_its_tree_as_decode_would_build_it() -> No
     assert tree is not None
     cache = RecordCache()
     cache.decode(Device, replace(device, last_seq=6).encode())  # Device is read: seeded
-    cache.seed(Device, raw, tree)
+    cache.seed(Device, raw, tree, b"device/x")
     built = cache.decode(Device, raw)
     assert_identical(built, Device.decode(raw))
     assert list(built.registers) == ["hours", "units"]  # canonical order, not the writer's
@@ -186,7 +198,7 @@ def test_a_seeded_tree_that_does_not_validate_raises_as_decode_does() -> None:
     assert tree is not None
     cache = RecordCache()
     cache.decode(Member, Member("oem", bytes(32), ("licensee",)).encode())
-    cache.seed(Member, raw, tree)
+    cache.seed(Member, raw, tree, b"member/x")
     with pytest.raises(SchemaError) as seeded:
         cache.decode(Member, raw)
     with pytest.raises(SchemaError) as reference:
