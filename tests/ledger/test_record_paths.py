@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.ledger import codec
+from node.ledger import block, codec
 from node.ledger.block import Event, Receipt
 from node.ledger.errors import CodecError, SchemaError
 from node.ledger.model import Accrual, Device, LineItem, Member
@@ -199,6 +199,10 @@ def test_a_receipt_of_normalised_events_encodes_as_the_reference(
     assert _outcome(receipt.encode) == expected
     if expected[0] == "ok":
         assert Receipt.decode(receipt.encode()) == receipt
+
+
+def test_the_receipt_splice_writes_exactly_the_records_fields() -> None:
+    assert block._SPLICE_FIELDS_MATCH
 
 
 def test_an_accrual_receipt_is_spliced() -> None:
