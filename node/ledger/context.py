@@ -8,9 +8,10 @@ receipt.
 Records read through `Ctx.get` may be shared between transactions and blocks (a
 `RecordCache` keyed by class and stored bytes: decoding is a pure function of the two, and
 a licence or a member is read by every transaction that touches it); `Ctx.put` seeds it
-with the record it encodes, so bytes this process wrote are never decoded again. Records
-are values: never mutate a dict or list inside one in place; build a new value and
-`replace` it.
+with the record it encodes, so bytes this process wrote are never decoded again, and
+`Ctx.put_vouched` writes a record back unencoded until its bytes are read. Records are
+values: never mutate a dict or list inside one in place; build a new value and `replace`
+it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 from node.ledger import codec
 from node.ledger.errors import LedgerError
 from node.ledger.records import Record
-from node.ledger.state import Overlay
+from node.ledger.state import Overlay, Pending
 
 R = TypeVar("R", bound=Record)
 
@@ -95,17 +96,21 @@ class ScanOverlay(Overlay):
                 written_key, written = writes[i]
                 i += 1
                 if written is not None:
-                    yield written_key, written
+                    yield written_key, _raw(written)
                 if written_key == key:
                     break
             else:
                 yield key, value
         for written_key, written in writes[i:]:
             if written is not None:
-                yield written_key, written
+                yield written_key, _raw(written)
 
     def child(self) -> ScanOverlay:
         return ScanOverlay(self)
+
+
+def _raw(value: bytes | Pending) -> bytes:
+    return value.encode() if isinstance(value, Pending) else value
 
 
 class RecordCache:
@@ -223,11 +228,15 @@ class Ctx:
     records: RecordCache | None = None
 
     def get(self, key: bytes, cls: type[R]) -> R | None:
-        raw = self.state.get(key)
-        if raw is None:
+        found = self.state.lookup(key)
+        if found is None:
             return None
+        if isinstance(found, Pending):
+            if type(found.value) is cls:
+                return found.value
+            found = found.encode()
         cache = self.records
-        return cls.decode(raw) if cache is None else cache.decode(cls, raw)
+        return cls.decode(found) if cache is None else cache.decode(cls, found)
 
     def must(self, key: bytes, cls: type[R], code: str, detail: str) -> R:
         found = self.get(key, cls)
@@ -245,6 +254,18 @@ class Ctx:
         self.state.put(key, raw)
         if tree is not None:
             cache.seed(cls, raw, tree, key)
+
+    def put_vouched(self, key: bytes, record: Record) -> None:
+        """`put`, written back: the record is encoded only when its bytes are first read
+        (at the latest by `changes()`), so a version the next transaction replaces is
+        never encoded. The caller vouches that encoding it cannot fail and gives at most
+        MAX_VALUE_BYTES, and that `record` is exactly what decoding those bytes gives
+        (every map in canonical key order); a typed read returns it as it is. Without a
+        record cache (the reference path, `share_records=False`) this is `put`."""
+        if self.records is None:
+            self.put(key, record)
+        else:
+            self.state.put_pending(key, Pending(record))
 
     def get_value(self, key: bytes) -> Any:
         raw = self.state.get(key)

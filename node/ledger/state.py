@@ -123,26 +123,71 @@ class StateReader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
 
+class Encodable(Protocol):
+    def encode(self) -> bytes: ...
+
+
+class Pending:
+    """A value written to an overlay but not encoded yet (write-back): its bytes are
+    computed on the first raw read (`Overlay.get`, `changes()`, a scan), once.
+
+    Whoever writes one vouches that encoding it cannot fail and gives at most
+    MAX_VALUE_BYTES (so deferring it changes no outcome), and that the value is the
+    one decoding those bytes would give (so reading it back typed needs no bytes).
+    A value that the next transaction replaces is thus never encoded at all.
+    """
+
+    __slots__ = ("_raw", "value")
+
+    def __init__(self, value: Encodable) -> None:
+        self.value = value
+        self._raw: bytes | None = None
+
+    def encode(self) -> bytes:
+        raw = self._raw
+        if raw is None:
+            raw = self._raw = self.value.encode()
+        return raw
+
+
 class Overlay:
     """Reads through to a committed state; buffers writes; yields the write set.
 
     Transactions run against an overlay; a rejected transaction's overlay is discarded,
-    so it changes nothing. `child()` gives a nested overlay for that purpose.
+    so it changes nothing. `child()` gives a nested overlay for that purpose. A write may
+    be `Pending` (encoded when first read as bytes); every read of bytes gets bytes.
     """
 
     __slots__ = ("_base", "_writes")
 
     def __init__(self, base: StateReader) -> None:
         self._base = base
-        self._writes: dict[bytes, bytes | None] = {}
+        self._writes: dict[bytes, bytes | Pending | None] = {}
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._writes:
-            return self._writes[key]
+            value = self._writes[key]
+            return value.encode() if isinstance(value, Pending) else value
         return self._base.get(key)
+
+    def lookup(self, key: bytes) -> bytes | Pending | None:
+        """What `get` answers, except that a pending value is returned unencoded."""
+        overlay = self
+        while key not in overlay._writes:
+            base = overlay._base
+            if not isinstance(base, Overlay):
+                return base.get(key)
+            overlay = base
+        return overlay._writes[key]
 
     def put(self, key: bytes, value: bytes) -> None:
         if len(key) > MAX_KEY_BYTES or len(value) > MAX_VALUE_BYTES:
+            raise LedgerError("state_limit", "state key or value too large")
+        self._writes[key] = value
+
+    def put_pending(self, key: bytes, value: Pending) -> None:
+        """Write `value` unencoded; its writer vouches for it (see `Pending`)."""
+        if len(key) > MAX_KEY_BYTES:
             raise LedgerError("state_limit", "state key or value too large")
         self._writes[key] = value
 
@@ -162,7 +207,8 @@ class Overlay:
         """{key: (committed value, new value)} for keys whose value really changed, sorted."""
         out = {}
         for key in sorted(self._writes):
-            new = self._writes[key]
+            written = self._writes[key]
+            new = written.encode() if isinstance(written, Pending) else written
             old = self._base.get(key)
             if old != new:
                 out[key] = (old, new)
