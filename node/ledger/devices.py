@@ -238,12 +238,17 @@ def _same_keys_in_range(
     range (the others were encoded before); and it holds at most MAX_WRITE_BACK_ITEMS
     territories, classes and metrics, whose names are the ledger's validated ids (at most
     64 characters), so its encoding is far below the state's value limit."""
-    return (
-        len(bucket) == len(old_bucket)
-        and all(bucket[metric] <= codec.INT_MAX for metric in added)
-        and sum(1 + len(cs) + sum(map(len, cs.values())) for cs in quantities.values())
-        <= MAX_WRITE_BACK_ITEMS
-    )
+    if len(bucket) != len(old_bucket):
+        return False
+    for metric in added:
+        if bucket[metric] > codec.INT_MAX:
+            return False
+    items = len(quantities)
+    for classes in quantities.values():
+        items += len(classes)
+        for metrics in classes.values():
+            items += len(metrics)
+    return items <= MAX_WRITE_BACK_ITEMS
 
 
 @dataclass(frozen=True, slots=True)
