@@ -42,7 +42,7 @@ from node.ledger.certificate import (
     ValidatorSet,
     commit_vote_value,
 )
-from node.ledger.context import BlockInfo
+from node.ledger.context import BlockInfo, RecordCache
 from node.ledger.genesis import Genesis, Params
 from node.ledger.model import LicenceTerms, Member
 from node.ledger.tx import Transaction, make_tx
@@ -74,6 +74,7 @@ class _Chain:
             Params(contracts_vm.VM_VERSION, 2_000_000, 10_000),
         )
         self.store = ChainStore(LevelDBKV(path))
+        self.records = RecordCache()  # kept across blocks, as a node's LedgerShell does
         block0, changes, acc = genesis.block()
         self.store.commit_block(block0, [], None, changes, acc)
         self.time_ms = T0
@@ -81,7 +82,9 @@ class _Chain:
     def run(self, txs: list[Transaction]) -> None:
         self.time_ms += 1000
         info = BlockInfo(CHAIN, self.store.next_height, self.time_ms)
-        result = execute_block(self.store, self.store.accumulator(), info, txs)
+        result = execute_block(
+            self.store, self.store.accumulator(), info, txs, record_cache=self.records
+        )
         bad = [r.code for r in result.receipts if not r.accepted]
         if bad:
             raise RuntimeError(f"setup transaction rejected: {bad[:3]}")
@@ -250,7 +253,9 @@ def _one_block(chain: _Chain, raws: list[bytes]) -> _Stopwatch:
         raise RuntimeError("a benchmark signature failed to verify")
     w.stop("verify")
     w.start()
-    executed = run_transactions(store, info, txs, signature_ok=_verified)
+    executed = run_transactions(
+        store, info, txs, signature_ok=_verified, record_cache=chain.records
+    )
     w.stop("execute")
     w.start()
     troot, rroot = tx_root(txs), receipt_root(executed.receipts)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node.ledger import codec, devices, governance, licensing, money, periods
+from node.ledger import devices, governance, licensing, money, periods
 from node.ledger.block import (
     MAX_EVENTS,
     Block,
@@ -36,7 +36,15 @@ from node.ledger.block import (
     tx_root,
 )
 from node.ledger.certificate import ValidatorSet
-from node.ledger.context import BlockInfo, Ctx, RecordCache, Reject, ScanOverlay, ScanReader
+from node.ledger.context import (
+    BlockInfo,
+    BlockReads,
+    Ctx,
+    RecordCache,
+    Reject,
+    ScanOverlay,
+    ScanReader,
+)
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_VALIDATORS
 from node.ledger.model import Member, k_member, k_nonce
@@ -99,11 +107,13 @@ def execute_block(
     signature_ok: Callable[[Transaction], bool] = _verify,
     share_records: bool = True,
     txs_root: bytes | None = None,
+    record_cache: RecordCache | None = None,
 ) -> BlockResult:
     """Execute `txs` at `block` on top of `base`; raises BlockInvalid for an unfit block.
     `txs_root`: the Merkle root of `txs` when the caller already computed it from them
-    (`Block.body_root()`), so a judged block is not hashed twice."""
-    executed = run_transactions(base, block, txs, signature_ok, share_records)
+    (`Block.body_root()`), so a judged block is not hashed twice. `record_cache`: see
+    `run_transactions`."""
+    executed = run_transactions(base, block, txs, signature_ok, share_records, record_cache)
     return BlockResult(
         receipts=executed.receipts,
         changes=executed.changes,
@@ -120,14 +130,19 @@ def run_transactions(
     txs: Sequence[Transaction],
     signature_ok: Callable[[Transaction], bool] = _verify,
     share_records: bool = True,
+    record_cache: RecordCache | None = None,
 ) -> Executed:
     """The transactions and the end-of-block work of `execute_block`, without the hashing.
 
+    Records are shared through `record_cache` (a caller keeps one across blocks, so a
+    record written by one block is not decoded by the next), or a new RecordCache.
     `share_records=False` decodes every record afresh (the reference the cache must match).
     """
     table = HANDLERS
-    overlay = ScanOverlay(base)
-    records = RecordCache() if share_records else None
+    overlay = ScanOverlay(BlockReads(base))
+    records = None
+    if share_records:
+        records = RecordCache() if record_cache is None else record_cache
     receipts = []
     for tx in txs:
         if tx.chain_id != block.chain_id:
@@ -139,12 +154,14 @@ def run_transactions(
     periods.end_of_block(end)
     receipts.extend(system_receipts(block.height, _events(end)))
     changes = overlay.changes()
+    if records is not None:
+        records.end_block(changes)
     validators = ValidatorSet.decode(_must_get(overlay, K_VALIDATORS))
     return Executed(tuple(receipts), changes, validators)
 
 
 def _events(ctx: Ctx) -> tuple[Event, ...]:
-    return tuple(Event(kind, _plain(attrs)) for kind, attrs in ctx.events)
+    return tuple(Event.normalised(kind, attrs) for kind, attrs in ctx.events)
 
 
 def _must_get(overlay: ScanOverlay, key: bytes) -> bytes:
@@ -191,11 +208,6 @@ def _check_member_nonce(ctx: Ctx) -> None:
         code = "replay" if ctx.nonce < expected else "bad_nonce"
         raise Reject(code, f"nonce {ctx.nonce}, expected {expected}")
     ctx.put_value(k_nonce(ctx.signer), ctx.nonce)
-
-
-def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
-    value: dict[str, Any] = codec.decode(codec.encode(attrs))
-    return value
 
 
 def _rejected(tx_id: bytes, code: str, detail: str) -> Receipt:

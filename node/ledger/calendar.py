@@ -14,6 +14,7 @@ a "min1" licence's contract year is twelve minutes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 MS_PER_DAY = 86_400_000
@@ -72,7 +73,8 @@ class Period:
         return self.end_ms % MS_PER_DAY == 0 and (month, day) == (1, 1)
 
 
-def period_of(kind: str, ms: int) -> Period:
+@functools.lru_cache(maxsize=256)  # a pure function of its arguments; every usage report
+def period_of(kind: str, ms: int) -> Period:  # asks it for its block's time
     """The period of `kind` that contains the instant `ms`."""
     if kind in SHORT_PERIOD_MS:
         return _short_period(kind, ms)

@@ -21,7 +21,9 @@ range and rejecting unencodable strings. Whatever it does not fully vouch for (a
 non-str key, a foreign type, nesting near the limit, an encoding over 1 MiB, any error)
 goes to the reference path (`_check`), which alone decides rejections and their codes. So
 the fast path can only make accepting cheaper, never change what is accepted; tests check
-the two against each other on random and mutated inputs.
+the two against each other on random and mutated inputs. The fast path's normalised tree
+is, once packed, exactly what `decode` returns for the bytes, so `encode_value` and
+`encode_fields` hand it out instead of decoding bytes just produced (tests check that too).
 
 Splicing. Records that hold canonical encodings (a transaction's wire bytes, a block's
 transactions) are re-joined rather than re-encoded: `join_array`/`join_map` and the
@@ -33,7 +35,7 @@ they accept or fall back to `decode`, never reject.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -95,12 +97,15 @@ def _normal(value: Value, depth: int) -> Value:
 
     Raises _NotFast for floats, non-str keys, other types, and containers whose children
     would sit deeper than MAX_DEPTH or that hold more than MAX_CONTAINER_LEN items.
+    Every container in the result is new (scalars are shared), so once msgpack has packed
+    it, the result is exactly the tree `decode` returns for those bytes: same types, same
+    key order (`encode_value`, `encode_fields`).
     Plain loops: for the small maps of transactions and records they beat any trick.
     """
     kind = type(value)
     if kind is dict:
         if not value:
-            return value
+            return {}
         if depth >= MAX_DEPTH or len(value) > MAX_CONTAINER_LEN:
             raise _NotFast
         depth += 1
@@ -112,7 +117,7 @@ def _normal(value: Value, depth: int) -> Value:
         return out
     if kind is list or kind is tuple:
         if not value:
-            return value  # msgpack writes an empty tuple as an empty array
+            return []
         if depth >= MAX_DEPTH or len(value) > MAX_CONTAINER_LEN:
             raise _NotFast
         depth += 1
@@ -153,13 +158,14 @@ def _plain(value: Value, depth: int) -> bool:
     return kind in _SCALARS
 
 
-def _fast_encode(value: Value) -> bytes | None:
-    """The canonical bytes if the fast path vouches for them, else None."""
+def _fast_encode_tree(value: Value, depth: int = 0) -> tuple[bytes, Value] | None:
+    """The canonical bytes and their decoded tree if the fast path vouches, else None."""
     try:
-        data: bytes = _PACKER.pack(_normal(value, 0))
+        tree = _normal(value, depth)
+        data: bytes = _PACKER.pack(tree)
     except (_NotFast, ValueError, TypeError, OverflowError):
         return None  # UnicodeEncodeError is a ValueError; OverflowError: int out of range
-    return data if len(data) <= _FAST_MAX_BYTES else None
+    return (data, tree) if len(data) <= _FAST_MAX_BYTES else None
 
 
 def _fast_accepts(data: bytes, value: Value) -> bool:
@@ -209,18 +215,41 @@ def array_header(length: int) -> bytes:
     return header
 
 
-def map_header(length: int) -> bytes:
-    """The canonical header of a map of `length` entries (key and value encodings follow)."""
-    header: bytes = _PACKER.pack_map_header(length)
-    return header
-
-
 def encode(value: Value) -> bytes:
     """The canonical bytes of `value`; raises CodecError for values outside the model."""
-    data = _fast_encode(value)
-    if data is not None:
-        return data
+    found = _fast_encode_tree(value)
+    if found is not None:
+        return found[0]
     return _reference_encode(value)
+
+
+def encode_value(value: Value, depth: int = 0) -> tuple[bytes, Value | None]:
+    """`encode(value)`, and with it, when the fast path vouches for the bytes, the value
+    `decode` returns for them, built of new containers the caller may keep (else None).
+    Saves decoding bytes the caller has just produced. With `depth` > 0 the fast path
+    vouches only if the value could also sit `depth` levels down in a larger value (so
+    its bytes may be spliced there: `join_array`, `join_map`)."""
+    found = _fast_encode_tree(value, depth)
+    if found is not None:
+        return found
+    return _reference_encode(value), None
+
+
+def encode_fields(
+    obj: object, names: Sequence[str], to_value: Callable[[Any], Value]
+) -> tuple[bytes, dict[str, Value]] | None:
+    """The fast path of `encode_value({n: to_value(getattr(obj, n)) for n in names})` for a
+    record's field `names` (str, already in canonical order): what `_normal` makes of that
+    map, built without the map or the sort. None when the fast path does not vouch."""
+    try:
+        out = {}
+        for name in names:
+            v = getattr(obj, name)
+            out[name] = v if type(v) in _SCALARS else _normal(to_value(v), 1)
+        data: bytes = _PACKER.pack(out)
+    except (_NotFast, ValueError, TypeError, OverflowError):
+        return None
+    return (data, out) if len(data) <= _FAST_MAX_BYTES else None
 
 
 def _reference_encode(value: Value) -> bytes:
@@ -302,6 +331,25 @@ def fast_accepts(data: bytes, max_bytes: int = MAX_ENCODED_BYTES) -> bool:
     except CodecError:
         return False
     return _fast_accepts(data, value)
+
+
+def encode_scalar(value: Value) -> bytes | None:
+    """The fast path's encoding of a scalar of an exact model type, else None."""
+    if type(value) not in _SCALARS:
+        return None
+    try:
+        data: bytes = _PACKER.pack(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return data if len(data) <= _FAST_MAX_BYTES else None
+
+
+def map_header(length: int) -> bytes:
+    """The header of a map of `length` entries (for maps spliced from encoded parts)."""
+    if not 0 <= length <= MAX_CONTAINER_LEN:
+        raise CodecError("oversize", "map too long")
+    header: bytes = _PACKER.pack_map_header(length)
+    return header
 
 
 def join_array(encoded_items: Sequence[bytes]) -> bytes:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node.ledger import crypto
+from node.ledger import codec, crypto
 from node.ledger.calendar import period_of
 from node.ledger.context import Ctx, Reject
 from node.ledger.model import (
@@ -138,8 +138,11 @@ def report(ctx: Ctx, body: dict[str, Any]) -> None:
     registers = {**dev.registers, **r.registers}
     ctx.put(
         k_device(dev.device),
-        replace(
-            dev,
+        Device(
+            device=dev.device,
+            licensee=dev.licensee,
+            sku=dev.sku,
+            revoked=dev.revoked,
             last_seq=seq,
             last_hash=ctx.tx_id,
             registers=registers,
@@ -192,8 +195,12 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
         product_class = terms.product_class(dev.sku)
         key = k_accrual(lic.licence_id, period.period_id)
         acc = ctx.get(key, Accrual) or Accrual({}, 0)
-        quantities = {t: {c: dict(m) for c, m in cs.items()} for t, cs in acc.quantities.items()}
-        bucket = quantities.setdefault(r.territory, {}).setdefault(product_class, {})
+        # a new value sharing the untouched parts of the old one (records are never mutated)
+        quantities = dict(acc.quantities)
+        old_classes = quantities.get(r.territory, {})
+        old_bucket = old_classes.get(product_class)
+        classes = quantities[r.territory] = dict(old_classes)
+        bucket = classes[product_class] = dict(old_bucket or {})
         added = dict(deltas)
         if ctx.state.get(k_billed_device(lic.licence_id, dev.device)) is None:
             ctx.put_value(k_billed_device(lic.licence_id, dev.device), period.period_id)
@@ -201,7 +208,11 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
         for metric, qty in sorted(added.items()):
             bucket[metric] = bucket.get(metric, 0) + qty
         ctx.put(k_accrual_leaf(lic.licence_id, period.period_id, acc.records), UsageLeaf(ctx.tx_id))
-        ctx.put(key, Accrual(quantities, acc.records + 1))
+        accrual = Accrual(quantities, acc.records + 1)
+        if old_bucket is not None and _same_keys_in_range(old_bucket, bucket, added, quantities):
+            ctx.put_vouched(key, accrual)  # the next report replaces it: encoded once a block
+        else:
+            ctx.put(key, accrual)
         ctx.emit(
             "accrued",
             licence_id=lic.licence_id,
@@ -210,6 +221,34 @@ def _accrue(ctx: Ctx, dev: Device, r: UsageReport, deltas: dict[str, int]) -> No
             product_class=product_class,
             quantities=added,
         )
+
+
+MAX_WRITE_BACK_ITEMS = 4096
+
+
+def _same_keys_in_range(
+    old_bucket: dict[str, int],
+    bucket: dict[str, int],
+    added: dict[str, int],
+    quantities: dict[str, dict[str, dict[str, int]]],
+) -> bool:
+    """What `Ctx.put_vouched` needs of a new accrual: it has the old accrual's keys (the
+    bucket added none) in the old one's canonical order (copied maps keep it), so it is
+    what decoding its bytes gives; the counts it changed are within the codec's integer
+    range (the others were encoded before); and it holds at most MAX_WRITE_BACK_ITEMS
+    territories, classes and metrics, whose names are the ledger's validated ids (at most
+    64 characters), so its encoding is far below the state's value limit."""
+    if len(bucket) != len(old_bucket):
+        return False
+    for metric in added:
+        if bucket[metric] > codec.INT_MAX:
+            return False
+    items = len(quantities)
+    for classes in quantities.values():
+        items += len(classes)
+        for metrics in classes.values():
+            items += len(metrics)
+    return items <= MAX_WRITE_BACK_ITEMS
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,10 @@ class UsageReport(Record):
         require_bytes(self.prev_hash, crypto.HASH_BYTES, "prev_hash")
         require(1 <= len(self.registers) <= MAX_METRICS, f"1..{MAX_METRICS} registers")
         for metric, value in self.registers.items():
-            require(bool(METRIC_RE.match(metric)), f"bad metric name {metric!r}")
-            require_uint(value, f"register {metric}", MAX_REGISTER)
+            if not METRIC_RE.match(metric):  # (messages formatted only when failing)
+                raise ValueError(f"bad metric name {metric!r}")
+            if not (type(value) is int and 0 <= value <= MAX_REGISTER):
+                require_uint(value, f"register {metric}", MAX_REGISTER)
 
 
 def make_usage_report(

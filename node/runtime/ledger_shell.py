@@ -40,10 +40,10 @@ from node.ledger import crypto
 from node.ledger.app import BlockInvalid, BlockResult, check_result, execute_block
 from node.ledger.block import Block, BlockHeader, Receipt
 from node.ledger.certificate import CommitCertificate, ValidatorSet
-from node.ledger.context import BlockInfo, ScanOverlay, ScanReader
+from node.ledger.context import BlockInfo, RecordCache, ScanOverlay, ScanReader
 from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_VALIDATORS, Genesis
-from node.ledger.state import StateAccumulator
+from node.ledger.state import Pending, StateAccumulator
 from node.ledger.tx import Transaction
 from node.store.chain import ChainStore, Head
 
@@ -115,7 +115,7 @@ class _Layered(ScanOverlay):
 
     __slots__ = ()
 
-    def __init__(self, store: ChainStore, writes: dict[bytes, bytes | None]) -> None:
+    def __init__(self, store: ChainStore, writes: dict[bytes, bytes | Pending | None]) -> None:
         super().__init__(store)
         self._writes = writes
 
@@ -150,6 +150,11 @@ class LedgerShell:
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()
         self._head: tuple[bytes, BlockHeader] | None = None  # (block hash, header) of the head
         self._lock = threading.Lock()
+        # Decoded records shared by the blocks executed here (context.RecordCache). One
+        # cache per thread that executes: it keeps per-block bookkeeping, and the lane
+        # (build/judge, one at a time) and a commit that must re-execute may overlap.
+        self._records = RecordCache()
+        self._commit_records = RecordCache()
         block0, changes, acc = genesis.block()
         if store.head() is None:
             store.commit_block(block0, [], None, changes, acc)
@@ -216,7 +221,7 @@ class LedgerShell:
         chain = self._chain_locked(parent_hash)
         if chain is None:
             return None
-        writes: dict[bytes, bytes | None] = {}
+        writes: dict[bytes, bytes | Pending | None] = {}  # final bytes only, never Pending
         for _block, result in reversed(chain):  # oldest first: later writes win
             writes.update((key, new) for key, (_old, new) in result.changes.items())
         parent_block, parent_result = chain[0]
@@ -276,9 +281,16 @@ class LedgerShell:
         info: BlockInfo,
         txs: Sequence[Transaction],
         root: bytes | None = None,
+        records: RecordCache | None = None,
     ) -> BlockResult:
         return execute_block(
-            base.state, base.accumulator, info, txs, self.sigs.check, txs_root=root
+            base.state,
+            base.accumulator,
+            info,
+            txs,
+            self.sigs.check,
+            txs_root=root,
+            record_cache=records if records is not None else self._records,
         )
 
     def _base(self, parent_hash: bytes | None) -> _Base | None:
@@ -348,7 +360,7 @@ class LedgerShell:
         if seq != parent.height + 1:
             raise LedgerError("not_next", f"null block {seq} on head {parent.height}")
         info = BlockInfo(self.chain_id, seq, parent.timestamp_ms)
-        result = self._execute(base, info, ())
+        result = self._execute(base, info, (), records=self._commit_records)
         block = Block(self._header(base, info, NULL_PROPOSER, (), result), ())
         return Built(block, result, b"")
 
@@ -421,7 +433,8 @@ class LedgerShell:
                 base = self._base(None)
                 assert base is not None
                 info = BlockInfo(self.chain_id, block.header.height, block.header.timestamp_ms)
-                result = self._execute(base, info, block.txs, block.body_root())
+                root = block.body_root()
+                result = self._execute(base, info, block.txs, root, self._commit_records)
                 check_result(block.header, result)
         head = self.store.commit_block(
             block, result.receipts, cert, result.changes, result.accumulator

@@ -24,19 +24,14 @@ Key layout (all heights are 8-byte big-endian):
                   validator_set_hash differs from its parent's)
   s/<key>         state value
 
-State reads go through a bounded cache of values (and of absent keys) that commits keep
-exact: `commit_block` writes the batch, then, under the cache lock, bumps a generation
-and updates every key it changed. A read that missed fills the cache only if no commit
-happened since it started, so a value read from LevelDB before a commit can never
-shadow the committed one. (Executing a block reads every key it touches; with the cache
-a hot key -- a device, an accrual, a licence -- costs a dict lookup instead of a LevelDB
-get that releases the GIL.)
+State reads go through a bounded read cache (`_StateCache`) that `commit_block` keeps
+coherent: the only writer of s/ keys, it updates the cached keys it changed right after
+its batch is written, and a read that raced a commit does not enter the cache.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -54,9 +49,6 @@ HEAD_KEY = b"m/head"
 BLOCK, RECEIPTS, CERT, TXINDEX, STATE = b"b/", b"r/", b"c/", b"x/", b"s/"
 EVENTS, VALIDATOR_CHANGES, SYSTEM_RECEIPTS = b"e/", b"v/", b"y/"
 STATEMENT_EVENTS_MAX = 10_000  # events read for one statement (its close and payments)
-STATE_CACHE_BYTES = 64 * 1024 * 1024  # keys + values held (plus ~150 B per entry)
-_ENTRY_OVERHEAD = 150
-_MISSING = object()  # not in the cache (a cached None means: the key has no value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +83,87 @@ class Head:
         return cls(v["height"], v["block_hash"], StateAccumulator.from_bytes(v["accumulator"]))
 
 
+_MISSING = object()
+
+
+class _StateCache:
+    """Recently read state values (None: the key is absent), for `ChainStore.get_state`.
+
+    Every block reads the records it touches (a device, its billed-device marker), and
+    the next block reads most of them again. Coherence: `updated` (called by the commit,
+    after its batch is written) replaces the cached value of every changed key, forgets a
+    cached absence (a new key is read once more, not kept by its writer) and starts a new
+    epoch; a value read from the KV enters the cache only if no commit started meanwhile
+    (`epoch()` before the read, `remember` after), so a value older than the KV's never
+    enters it. One lock (not taken by a read the young generation answers); the KV read
+    itself is outside it. Bounded: two generations of
+    at most MAX_ENTRIES keys or MAX_BYTES of values each (values over MAX_VALUE_BYTES
+    are not kept); a value used from the old generation moves back to the young one.
+    """
+
+    MAX_ENTRIES = 65536  # per generation: ~3 hot keys per device, 20k+ devices
+    MAX_BYTES = 32 * 1024 * 1024
+    MAX_VALUE_BYTES = 16 * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._young: dict[bytes, bytes | None] = {}
+        self._old: dict[bytes, bytes | None] = {}
+        self._young_bytes = 0
+        self._epoch = 0
+
+    def lookup(self, key: bytes) -> object:
+        """The cached value (bytes or None), or _MISSING. A young entry is read without
+        the lock (a read concurrent with a commit may answer either side of it, as a read
+        of the KV would); moving an old entry back to the young generation takes it."""
+        found = self._young.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+        with self._lock:
+            found = self._young.get(key, _MISSING)
+            if found is _MISSING:
+                found = self._old.pop(key, _MISSING)
+                if found is not _MISSING:
+                    self._keep(key, found)  # type: ignore[arg-type]
+            return found
+
+    def epoch(self) -> int:
+        return self._epoch
+
+    def remember(self, key: bytes, value: bytes | None, epoch: int) -> None:
+        with self._lock:
+            if epoch == self._epoch and (value is None or len(value) <= self.MAX_VALUE_BYTES):
+                self._keep(key, value)
+
+    def updated(self, changes: Mapping[bytes, tuple[bytes | None, bytes | None]]) -> None:
+        with self._lock:
+            self._epoch += 1
+            for generation in (self._young, self._old):
+                for key, (_old, new) in changes.items():
+                    if key in generation:
+                        cached = generation[key]
+                        if cached is None or new is None or len(new) > self.MAX_VALUE_BYTES:
+                            del generation[key]
+                        else:
+                            generation[key] = new
+
+    def _keep(self, key: bytes, value: bytes | None) -> None:
+        size = 0 if value is None else len(value)
+        if len(self._young) >= self.MAX_ENTRIES or self._young_bytes + size > self.MAX_BYTES:
+            self._old, self._young, self._young_bytes = self._young, {}, 0
+        self._young[key] = value
+        self._young_bytes += size
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
+
+
 class ChainStore:
     """Typed access to one node's chain over any KV."""
 
-    def __init__(self, kv: KV, state_cache_bytes: int = STATE_CACHE_BYTES) -> None:
+    def __init__(self, kv: KV) -> None:
         self.kv = kv
-        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
-        self._cache_bytes = 0
-        self._cache_max = state_cache_bytes
-        self._cache_lock = threading.Lock()
-        self._generation = 0  # commits so far (a read that spans one does not fill)
+        self._state = _StateCache()
         self._check_schema()
         raw = kv.get(HEAD_KEY)
         self._head: Head | None = Head.decode(raw) if raw is not None else None
@@ -131,26 +194,14 @@ class ChainStore:
         return self._head.accumulator if self._head else StateAccumulator()
 
     def get_state(self, key: bytes) -> bytes | None:
-        cached = self._cache.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached  # type: ignore[return-value]
-        generation = self._generation
+        cache = self._state
+        found = cache.lookup(key)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        epoch = cache.epoch()
         value = self.kv.get(STATE + key)
-        with self._cache_lock:
-            if generation == self._generation:
-                self._remember(key, value)
+        cache.remember(key, value, epoch)
         return value
-
-    def _remember(self, key: bytes, value: bytes | None) -> None:
-        """Cache `value` for `key` (caller holds the lock); evicts the oldest entries."""
-        if key in self._cache:
-            old = self._cache.pop(key)
-            self._cache_bytes -= len(key) + len(old or b"") + _ENTRY_OVERHEAD
-        self._cache[key] = value
-        self._cache_bytes += len(key) + len(value or b"") + _ENTRY_OVERHEAD
-        while self._cache_bytes > self._cache_max and self._cache:
-            k, v = self._cache.popitem(last=False)
-            self._cache_bytes -= len(k) + len(v or b"") + _ENTRY_OVERHEAD
 
     # StateReader protocol, so a ledger Overlay can read straight through the store.
     get = get_state
@@ -273,10 +324,7 @@ class ChainStore:
         head = Head(h, block_hash, accumulator)
         ops.append((HEAD_KEY, head.encode()))
         self.kv.write(ops, sync=sync)
-        with self._cache_lock:
-            self._generation += 1
-            for key, (_old, new) in changes.items():
-                self._remember(key, new)
+        self._state.updated(changes)
         self._head = head
         return head
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from node.ledger import codec
 from node.ledger.errors import CodecError, LedgerError, SchemaError
 from node.ledger.records import Record, require_uint
+from tests.ledger.identical import assert_identical, containers
 
 ints = st.integers(min_value=codec.INT_MIN, max_value=codec.INT_MAX)
 scalars = st.none() | st.booleans() | ints | st.text(max_size=20) | st.binary(max_size=20)
@@ -291,3 +292,35 @@ def test_joined_encodings_keep_the_limits() -> None:
     with pytest.raises(CodecError) as info:
         codec.join_array([big] * 5)
     assert info.value.code == "oversize"
+
+
+@settings(max_examples=500)
+@given(wide_values, st.integers(0, 4))
+def test_encode_value_gives_exactly_what_decoding_the_encoding_gives(
+    value: object, depth: int
+) -> None:
+    verdict = _verdict(codec.encode, value)
+    assert _verdict(lambda v: codec.encode_value(v, depth)[0], value) == verdict
+    if verdict[0] == "rejected":
+        return
+    data, tree = codec.encode_value(value, depth)
+    assert data == verdict[1]
+    if tree is not None:
+        assert_identical(tree, codec.decode(data))  # tuples as lists, keys in canonical order
+        assert not set(containers(tree)) & set(containers(value))  # new containers
+
+
+def test_encode_value_vouches_for_model_values() -> None:
+    value = {"b": (), "a": [{"y": (1, b"x"), "x": None}], "c": {}}
+    data, tree = codec.encode_value(value)
+    assert tree == {"a": [{"x": None, "y": [1, b"x"]}], "b": [], "c": {}}
+    assert_identical(tree, codec.decode(data))
+    assert codec.encode_value(codec.MAX_STR_BYTES * b"x")[1] is None  # over the fast path
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_encode_value_vouches_only_for_values_that_fit_at_its_depth(depth: int) -> None:
+    value = nested_lists(codec.MAX_DEPTH - 2, {"k": 1})  # the deepest value at MAX_DEPTH - 1
+    data, tree = codec.encode_value(value, depth)
+    assert data == codec.encode(value)
+    assert (tree is not None) == (depth <= 1)

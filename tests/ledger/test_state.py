@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.ledger import state
 from node.ledger.state import Overlay, StateAccumulator, digest_of
 
 keys = st.binary(min_size=1, max_size=4)
@@ -71,3 +72,36 @@ def test_overlay_reports_only_real_changes_and_child_discard() -> None:
     child2.merge_into_parent()
     assert overlay.changes() == {b"b": (b"2", b"3"), b"d": (None, b"4")}
     assert overlay.get(b"c") is None and overlay.get(b"d") == b"4"
+
+
+class _Tiny(state._Elements):
+    __slots__ = ()
+    MAX_ENTRIES = 3
+    MAX_VALUE_BYTES = 2
+
+
+@settings(max_examples=150)
+@given(st.lists(ops, max_size=6))
+def test_remembered_elements_give_the_digest_computed_element_by_element(
+    blocks: list[list],
+) -> None:
+    """The element memo (tiny here, so that it evicts, and skipping values over 2 bytes)
+    never changes the accumulator: it equals the sum of `element` over the state."""
+    saved, state._ELEMENTS = state._ELEMENTS, _Tiny()
+    try:
+        committed: dict[bytes, bytes] = {}
+        acc = StateAccumulator()
+        for batch in blocks:
+            overlay = Overlay(committed)
+            for key, value in batch:
+                if value is None:
+                    overlay.delete(key)
+                else:
+                    overlay.put(key, value)
+            acc = acc.apply(overlay.changes())
+            apply_ops(committed, batch)
+            total = sum(state.element(k, v) for k, v in committed.items()) % (1 << state.ACC_BITS)
+            assert acc.value == total
+            assert len(state._ELEMENTS._young) <= _Tiny.MAX_ENTRIES
+    finally:
+        state._ELEMENTS = saved

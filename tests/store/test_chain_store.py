@@ -8,13 +8,14 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from node.ledger.state import digest_of
-from node.store.chain import SCHEMA_KEY, ChainStore
+from node.store.chain import _MISSING, SCHEMA_KEY, ChainStore, _StateCache
 from node.store.kv import LevelDBKV, MemoryKV, StoreError
-from tests.factory import build_chain, expected_state, state_changes_for
+from tests.factory import build_chain, expected_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -121,57 +122,76 @@ def test_kill_9_during_commits_leaves_an_exact_prefix(tmp_path: pathlib.Path) ->
     assert heights == sorted(heights) and heights[-1] > 0
 
 
-class CountingKV(MemoryKV):
-    """MemoryKV that counts state reads and can run a hook in the middle of one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.state_gets = 0
-        self.during_get = None  # called after the value is read, before it is returned
-
-    def get(self, key: bytes) -> bytes | None:
-        value = super().get(key)
-        if key.startswith(b"s/"):
-            self.state_gets += 1
-            hook, self.during_get = self.during_get, None
-            if hook is not None:
-                hook()
-        return value
+def _all_keys(upto: int) -> list[bytes]:
+    return [f"k{i}".encode() for i in range(7)] + [f"h{h}".encode() for h in range(upto + 2)]
 
 
-ALL_KEYS = sorted({k for h in range(40) for k in expected_state(h)} | {b"never"})
-
-
-@pytest.mark.parametrize("cache_bytes", [64 * 1024 * 1024, 400])
-def test_state_reads_through_the_cache_equal_the_committed_state(cache_bytes: int) -> None:
-    """Every read between commits equals the state of the prefix (values, empty values,
-    deleted and never-written keys), whatever the cache holds or evicts; with room for
-    everything a second pass reads nothing from the KV."""
-    chain = build_chain(40)
-    kv = CountingKV()
-    store = ChainStore(kv, state_cache_bytes=cache_bytes)
-    for h, built in enumerate(chain):
+def test_cached_state_reads_follow_every_commit() -> None:
+    """Reads between commits (values, absent keys, deleted keys) are cached, and every
+    commit's changes reach the cache: get_state always answers what the KV holds."""
+    chain = build_chain(30)
+    store = ChainStore(MemoryKV())
+    for height, built in enumerate(chain):
         commit(store, built)
-        state = expected_state(h)
-        for _ in range(2):
-            assert {k: store.get_state(k) for k in ALL_KEYS} == {k: state.get(k) for k in ALL_KEYS}
-        assert store._cache_bytes <= cache_bytes
-    before = kv.state_gets
-    assert [store.get_state(k) for k in ALL_KEYS] == [expected_state(39).get(k) for k in ALL_KEYS]
-    assert (kv.state_gets == before) == (cache_bytes > 10_000)
+        expected = expected_state(height)
+        for _ in range(2):  # the second round is answered from the cache
+            for key in _all_keys(height):
+                assert store.get_state(key) == expected.get(key)
+        assert len(store._state) > 0
 
 
-def test_a_read_overtaken_by_a_commit_does_not_cache_the_old_value() -> None:
-    """A reader gets a value from the KV, then (another thread) a commit changes that key
-    before the reader fills the cache: the reader's old value must not shadow the new one."""
-    chain = build_chain(3)
-    kv = CountingKV()
-    store = ChainStore(kv)
+def test_a_read_that_raced_a_commit_is_not_cached() -> None:
+    chain = build_chain(2)
+    store = ChainStore(MemoryKV())
     commit(store, chain[0])
-    commit(store, chain[1])
-    key = b"k2"  # written by block 2 (rotating counter k<h % 7>)
-    assert key in state_changes_for(2) and store.get_state(key) is None
-    store._cache.clear()
-    kv.during_get = lambda: commit(store, chain[2])
-    assert store.get_state(key) is None  # the reader's value, read before the commit
-    assert store.get_state(key) == expected_state(2)[key]
+    cache = store._state
+    epoch = cache.epoch()
+    stale = store.kv.get(b"s/k1")  # read before the commit...
+    commit(store, chain[1])  # ...which changes k1
+    cache.remember(b"k1", stale, epoch)  # ...remembered after it: refused
+    assert store.get_state(b"k1") == expected_state(1)[b"k1"] != stale
+
+
+def test_the_state_cache_is_bounded() -> None:
+    class Small(_StateCache):
+        MAX_ENTRIES = 4
+        MAX_BYTES = 10
+        MAX_VALUE_BYTES = 6
+
+    cache = Small()
+    for i in range(20):
+        cache.remember(b"k%d" % i, b"v" * (i % 8), cache.epoch())
+        assert len(cache) <= 2 * Small.MAX_ENTRIES
+        assert cache._young_bytes <= Small.MAX_BYTES
+    assert cache.lookup(b"k7") is _MISSING  # 7 bytes: never kept
+    assert cache.lookup(b"k19") == b"vvv"
+
+
+def test_cached_reads_under_concurrent_commits_end_coherent() -> None:
+    """API threads read state while the node commits: whatever they cached, every read
+    after the commits answers what the KV holds."""
+    chain = build_chain(40)
+    store = ChainStore(MemoryKV())
+    commit(store, chain[0])
+    keys = _all_keys(len(chain))
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            for key in keys:
+                store.get_state(key)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for built in chain[1:]:
+            commit(store, built)
+            expected = expected_state(built.block.header.height)
+            assert [store.get_state(k) for k in keys] == [expected.get(k) for k in keys]
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    expected = expected_state(len(chain) - 1)
+    assert [store.get_state(k) for k in keys] == [expected.get(k) for k in keys]
