@@ -9,6 +9,7 @@ the genesis file against the hash in config.toml and the store against the genes
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from typing import Any
@@ -26,6 +27,12 @@ from node.store.chain import ChainStore
 from node.store.kv import LevelDBKV
 
 log = logging.getLogger("alps.node")
+# The cyclic GC's generation thresholds (CPython: 700, 10, 10). A node keeps hundreds of
+# thousands of objects alive in bounded caches (state, records, signatures, mempool), and
+# with the defaults full collections over them cost ~30-40 us of CPU per committed usage
+# report (alps_gc_seconds_total, 4 nodes at 1,400 tx/s); with these, ~3-17. Garbage
+# cycles are still collected, only in larger batches.
+GC_THRESHOLDS = (20_000, 20, 50)
 
 
 def settings_from(config: NodeConfig) -> Settings:
@@ -74,6 +81,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
                         task_status=task_status,
                     )
                 )
+                gc.freeze()  # what start-up built lives for good: full collections skip it
                 log.info(
                     "node ready",
                     extra={
@@ -99,6 +107,7 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
 
 def run(config: NodeConfig) -> int:
     setup_logging(config.log.format, config.log.level)
+    gc.set_threshold(*GC_THRESHOLDS)
     with profiled():  # only when ALPS_PROFILE is set (benchmarks)
         trio.run(run_node, config)
     return 0

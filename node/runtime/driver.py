@@ -26,6 +26,7 @@ Rules kept here (consensus/__init__.py is the contract):
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import deque
@@ -173,6 +174,9 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
             registry=r,
         )
+        self.gc_seconds = Counter(
+            "alps_gc_seconds", "Time in Python's cyclic garbage collector", registry=r
+        )
         self.proposals = Counter(
             "alps_proposals",
             "Blocks this node proposed, by whether their parent was committed yet",
@@ -222,6 +226,7 @@ class Node:
         self.mempool = Mempool(settings.mempool_max)
         self.shell = LedgerShell(store, genesis, self.sigs, self.mempool.by_wire)
         self.metrics = Metrics()
+        self._gc_started = 0.0
         self.verify_limiter = trio.CapacityLimiter(2)
         self._events_tx, self._events_rx = trio.open_memory_channel[Event](settings.events_max)
         self._txs_tx, self._txs_rx = trio.open_memory_channel[tuple[bytes, bytes]](
@@ -290,6 +295,13 @@ class Node:
             extra={"height": self.shell.height, "view": self.replica.view, "me": self.me.hex()},
         )
         await self._replay_executed()
+        gc.callbacks.append(self._on_gc)
+        try:
+            await self._run_tasks(task_status)
+        finally:
+            gc.callbacks.remove(self._on_gc)
+
+    async def _run_tasks(self, task_status: Any) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._ticker)
@@ -663,6 +675,12 @@ class Node:
         await self._step(Propose(built.payload))
 
     # -- misc --------------------------------------------------------------------------------
+
+    def _on_gc(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self.metrics.gc_seconds.inc(time.perf_counter() - self._gc_started)
 
     async def _in_worker(
         self,
