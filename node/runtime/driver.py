@@ -621,10 +621,12 @@ class Node:
 
     async def _maybe_propose(self) -> None:
         replica = self.replica
-        if not replica.can_propose:
-            if not replica.is_primary and len(self.mempool) and not self._signaled:
+        if not replica.is_primary:  # cheap test first: this runs after every event
+            if len(self.mempool) and not self._signaled:
                 self._signaled = True
                 await self._step(Propose(WORK_SIGNAL))
+            return
+        if not replica.can_propose:
             return
         seq = replica.next_seq
         parent = self._parent_for(seq)
