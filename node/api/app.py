@@ -373,8 +373,16 @@ def _client_routes(app: FastAPI, node: NodeControl) -> None:
             **ERRORS,
         },
     )
-    async def get_raw_block(height: Annotated[int, Path(ge=0)]) -> Response:
-        """The block's canonical bytes and its commit certificate's (null if unknown)."""
+    async def get_raw_block(
+        height: Annotated[int, Path(ge=0)],
+        wait_s: Annotated[
+            float, Query(ge=0, le=WAIT_S_MAX, description="wait this long for the block")
+        ] = 0.0,
+    ) -> Response:
+        """The block's canonical bytes and its commit certificate's (null if unknown).
+        With `wait_s`, a block not stored yet is waited for (long poll), then 404."""
+        if wait_s > 0:
+            await node.wait_height(height, wait_s)
         return Response(queries.raw_block(store, height), media_type="application/msgpack")
 
 

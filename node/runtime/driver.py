@@ -188,6 +188,9 @@ class Metrics:
             "Proposals judged on an uncommitted parent that then committed differently",
             registry=r,
         )
+        self.worker_jobs = Counter(
+            "alps_worker_jobs", "Jobs run in worker threads, by job", ["job"], registry=r
+        )
         self.worker_cpu = Counter(
             "alps_worker_cpu_seconds",
             "CPU time of work done in worker threads, by job",
@@ -235,6 +238,7 @@ class Node:
         self._forward: deque[bytes] = deque()
         self._forward_ready = trio.Event()
         self._waiters: dict[bytes, trio.Event] = {}
+        self._new_block = trio.Event()  # set (and replaced) whenever a block is stored
         self._pending_validation: dict[int, ToValidate] = {}  # to judge, by seq
         self._verdicts: dict[int, tuple[ToValidate, Judged]] = {}  # judged, not released
         self._lane: _LaneJob | None = None
@@ -589,6 +593,8 @@ class Node:
             waiter = self._waiters.pop(tx_id, None)
             if waiter is not None:
                 waiter.set()
+        self._new_block.set()
+        self._new_block = trio.Event()
         self._signaled = False
         self._last_block_ns = now
         self.metrics.height.set(seq)
@@ -694,6 +700,7 @@ class Node:
         """Run blocking `fn(*args)` in a worker thread; its CPU time counts under `job`
         (`alps_worker_cpu_seconds_total`), so the event loop's share is the rest."""
         counter = self.metrics.worker_cpu.labels(job)
+        self.metrics.worker_jobs.labels(job).inc()
 
         def timed() -> T:
             started = time.thread_time()
@@ -774,6 +781,12 @@ class Node:
             self.metrics.mempool.set(len(self.mempool))
             self._wake()
         return [r for r in results if r is not None]
+
+    async def wait_height(self, height: int, timeout_s: float) -> bool:
+        with trio.move_on_after(timeout_s):
+            while self.shell.height < height:
+                await self._new_block.wait()
+        return self.shell.height >= height
 
     def is_pending(self, tx_id: bytes) -> bool:
         return tx_id in self.mempool

@@ -60,6 +60,10 @@ class NodeControl(Protocol):
         """The height once `tx_id` is committed, or None at the timeout."""
         ...
 
+    async def wait_height(self, height: int, timeout_s: float) -> bool:
+        """True once block `height` is stored here, False at the timeout."""
+        ...
+
     def status(self) -> dict[str, object]:
         """chain_id, height, view, primary, validators (hex), peers (hex, connected),
         mempool (size), mempool_max, syncing (bool), genesis_hash (hex)."""

@@ -53,6 +53,16 @@ class FakeControl:
     def is_pending(self, tx_id: bytes) -> bool:
         return tx_id in self.pending and self._store.tx_location(tx_id) is None
 
+    async def wait_height(self, height: int, timeout_s: float) -> bool:
+        def reached() -> bool:
+            head = self._store.head()
+            return head is not None and head.height >= height
+
+        with trio.move_on_after(timeout_s):
+            while not reached():
+                await trio.sleep(POLL_S)
+        return reached()
+
     async def wait_committed(self, tx_id: bytes, timeout_s: float) -> int | None:
         with trio.move_on_after(timeout_s):
             while True:

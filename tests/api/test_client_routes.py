@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import trio
 
 from node.ledger import codec
 from node.ledger.block import Block
@@ -51,6 +52,13 @@ async def test_raw_block_is_the_stored_block_and_certificate(
     genesis = codec.decode((await client.get("/v1/blocks/0/raw")).content)
     assert genesis["certificate"] is None
     assert (await client.get("/v1/blocks/99999/raw")).status_code == 404
+    waited = await client.get(f"/v1/blocks/{height}/raw?wait_s=5")  # stored: no wait
+    assert waited.status_code == 200 and waited.content == answer.content
+    started = trio.current_time()
+    future = await client.get("/v1/blocks/99999/raw?wait_s=0.2")  # long poll, then 404
+    assert future.status_code == 404 and trio.current_time() - started >= 0.2
+    too_long = await client.get("/v1/blocks/99999/raw?wait_s=61")
+    assert too_long.status_code == 400
 
 
 async def test_licence_terms_rebuild_to_the_signed_hash(

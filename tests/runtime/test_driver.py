@@ -39,6 +39,19 @@ async def test_four_nodes_commit_submitted_transactions_with_equal_state(
                     assert found is not None and found[2].accepted
             again = await cluster.nodes[2].submit(txs[:3])
             assert [r.status for r in again] == ["committed"] * 3
+            node = cluster.nodes[3]
+            assert await node.wait_height(top, 0)  # already stored: no wait
+            assert not await node.wait_height(top + 1000, 0.05)
+            async with trio.open_nursery() as waiting:
+                reached: list[bool] = []
+
+                async def wait_next() -> None:
+                    reached.append(await node.wait_height(node.shell.height + 1, 20))
+
+                waiting.start_soon(wait_next)
+                await trio.sleep(0.01)
+                await cluster.nodes[0].submit([deposit(cluster.user, 41)])
+            assert reached == [True]
             nursery.cancel_scope.cancel()
 
 
