@@ -54,7 +54,7 @@ async def run_node(config: NodeConfig, *, task_status: Any = trio.TASK_STATUS_IG
     signer = load_signer(config.key_path)
     genesis = load_genesis(config)
     config.data_path.mkdir(parents=True, exist_ok=True)
-    kv = LevelDBKV(config.data_path / "chain")
+    kv = LevelDBKV(config.data_path / "chain", compression=config.store.compression)
     try:
         store = ChainStore(kv)
         peers = {k: v for k, v in config.p2p.peers.items() if k != signer.public_key}

@@ -104,7 +104,12 @@ WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 class LevelDBKV:
     """LevelDB through plyvel. Batches are atomic; sync=True fsyncs the log."""
 
-    def __init__(self, path: str | pathlib.Path, create: bool = True) -> None:
+    def __init__(
+        self, path: str | pathlib.Path, create: bool = True, compression: str = "snappy"
+    ) -> None:
+        """`compression`: "snappy" or "none" for the tables (config.toml [store])."""
+        if compression not in ("snappy", "none"):
+            raise StoreError("open_failed", f"unknown compression {compression!r}")
         try:
             self._db = plyvel.DB(
                 str(path),
@@ -112,6 +117,7 @@ class LevelDBKV:
                 bloom_filter_bits=BLOOM_FILTER_BITS,
                 lru_cache_size=BLOCK_CACHE_BYTES,
                 write_buffer_size=WRITE_BUFFER_BYTES,
+                compression=None if compression == "none" else "snappy",
             )
         except plyvel.Error as exc:
             raise StoreError("open_failed", f"{path}: {exc}") from exc

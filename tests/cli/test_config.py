@@ -13,6 +13,7 @@ from node.config import (
     NodeConfig,
     NodeSettings,
     P2PSettings,
+    StoreSettings,
     config_to_toml,
     load_config,
     write_config,
@@ -44,6 +45,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: pathlib.Path) -> 
     assert (c.tick_ms, c.view_change_timeout_ticks) == (50, 40)
     assert (cfg.mempool.size_max, cfg.mempool.forward_batch_max) == (50_000, 1000)
     assert (cfg.block.max_txs, cfg.block.interval_ms) == (2000, 200)
+    assert cfg.block.in_flight_max == 2 and cfg.store.compression == "snappy"
     assert (cfg.log.format, cfg.log.level) == ("text", "info")
 
 
@@ -84,9 +86,11 @@ def test_written_config_loads_back_equal(tmp_path: pathlib.Path) -> None:
         node=NodeSettings("node-3", "alps-test", genesis_hash="cd" * 32),
         p2p=P2PSettings("/ip4/127.0.0.1/tcp/27003", {bytes.fromhex(KEY_A): "/ip4/1.2.3.4/tcp/5"}),
         api=ApiSettings("127.0.0.1:8706", "localhost:8707"),
+        store=StoreSettings("none"),
     )
     write_config(cfg, exclusive=True)
     assert load_config(tmp_path) == cfg
+    assert '[store]\ncompression = "none"' in (tmp_path / "config.toml").read_text()
     with pytest.raises(FileExistsError):
         write_config(cfg, exclusive=True)
     assert config_to_toml(cfg) == (tmp_path / "config.toml").read_text()
@@ -150,6 +154,8 @@ BAD = [
         "block.max_txs",
         "mempool.size_max",
     ),
+    ("block in flight 0", "[block]\nin_flight_max = 0\n", "block.in_flight_max", "1..8"),
+    ("compression", '[store]\ncompression = "zstd"\n', "store.compression", "one of"),
     ("log format", '[log]\nformat = "xml"\n', "log.format", "one of"),
     ("log level", '[log]\nlevel = "loud"\n', "log.level", "one of"),
 ]
