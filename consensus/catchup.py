@@ -108,13 +108,12 @@ class CatchUp(ReplicaState):
                 return
             peer = peers[self.fetch_round % len(peers)]
             self.fetch_round += 1
-        last = min(
-            target,
-            self.delivered_seq + self.cfg.fetch_batch_max,
-            self.executed_seq + self.cfg.watermark_window,
-        )
+        room = self.executed_seq + self.cfg.watermark_window
+        last = min(target, self.delivered_seq + self.cfg.fetch_batch_max, room)
         if last > self.delivered_seq:
             self._send(self._seal(Fetch(self.delivered_seq + 1, last)), peer)
+        else:  # fetched blocks fill the window: fetch again once they are executed
+            self.fetch_after_execution = room <= self.delivered_seq
 
     def _on_fetch(self, env: Envelope, fetch: Fetch) -> None:
         # One answer per peer per retransmit period, except for a peer moving forward

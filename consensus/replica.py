@@ -313,6 +313,12 @@ class Replica(CatchUp):
                 self._store_checkpoint(env, seq, state_digest)
                 self._send(env)
             self._check_stable()
+        if self.fetch_after_execution and seq == self.delivered_seq:
+            # catching up, the last fetch was held back by the watermark window: every
+            # fetched block is executed now, so fetch the next batch at once rather than
+            # at the next retransmit period (that paced catch-up at window/period)
+            self.fetch_after_execution = False
+            self._maybe_fetch()
         self._propose_pending()
 
     def _on_checkpoint(self, env: Envelope, cp: Checkpoint) -> None:

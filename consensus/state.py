@@ -81,6 +81,7 @@ class ReplicaState:
         self.ticks = 0
         self.last_progress_tick = 0
         self.fetch_round = 0
+        self.fetch_after_execution = False  # a fetch waited for executed_seq to move on
         self.last_reply_tick: dict[bytes, int] = {}
         self.last_serve: dict[bytes, tuple[int, int]] = {}  # peer -> (tick, last seq served)
         self._encode_cache: dict[object, bytes] = {}

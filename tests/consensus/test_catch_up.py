@@ -41,29 +41,33 @@ def certified(signers: list[FakeSigner], seq: int) -> FetchedBlock:
     return FetchedBlock(seq, payload, CommitCertificate(seq, 0, digest, signatures))
 
 
-def test_a_replica_offline_for_10000_blocks_rejoins_by_fetching_certified_blocks() -> None:
+def _catch_up(window: int, batch: int, height: int) -> tuple[int, int, int]:
+    """A replica (validator 3) learns f+1 peers reached `height` and fetches its way there;
+    every FETCH is answered at once and every committed block executed at once. Returns
+    (executed, fetches, ticks): ticks are only sent while no message is in flight."""
     signers = [FakeSigner(bytes([i]) * 32) for i in range(4)]
     vset = ValidatorSet(tuple(s.public_key for s in signers))
     config = Config(
         CHAIN,
         signers[3],
         vset,
-        checkpoint_interval=100,
-        watermark_window=200,
-        fetch_batch_max=64,
+        checkpoint_interval=min(100, window // 2),
+        watermark_window=window,
+        fetch_batch_max=batch,
         retransmit_ticks=4,
         verifier=fake_verify,
     )
     replica = Replica(config)
-    for peer in signers[:3]:  # evidence that f+1 peers are at 10,000
-        env = seal(CHAIN, peer.public_key, peer.sign_raw, Checkpoint(HEIGHT, state_after(HEIGHT)))
+    for peer in signers[:3]:  # evidence that f+1 peers are at `height`
+        env = seal(CHAIN, peer.public_key, peer.sign_raw, Checkpoint(height, state_after(height)))
         replica.step(Receive(peer.public_key, codec.encode(env.to_value())))
-    executed = 0
-    fetches = 0
-    pending = list(replica.step(Tick()).outbound)
-    for _ in range(4):
-        pending += replica.step(Tick()).outbound
-    while pending and fetches < 1000:
+    executed = fetches = ticks = 0
+    pending: list = []
+    while executed < height and fetches < 2 * height and ticks < 10 * height:
+        if not pending:
+            ticks += 1
+            pending += replica.step(Tick()).outbound
+            continue
         out = pending.pop(0)
         env = Envelope.from_value(codec.decode(out.data))
         if env.kind != FETCH:
@@ -81,6 +85,21 @@ def test_a_replica_offline_for_10000_blocks_rejoins_by_fetching_certified_blocks
             executed += 1
             pending += replica.step(Executed(executed, state_after(executed))).outbound
         pending += ready.outbound
+    assert replica.stable_seq == height  # its own checkpoint matches the peers' proof
+    return executed, fetches, ticks
+
+
+def test_a_replica_offline_for_10000_blocks_rejoins_by_fetching_certified_blocks() -> None:
+    executed, fetches, _ = _catch_up(window=200, batch=64, height=HEIGHT)
     assert executed == HEIGHT
-    assert replica.stable_seq == HEIGHT  # its own checkpoint matches the peers' proof
     assert fetches <= HEIGHT // 64 + 10, "one round trip per batch, no re-fetching"
+
+
+def test_catch_up_capped_by_the_watermark_window_fetches_again_once_executed() -> None:
+    """With a window smaller than a fetch batch (the node's 32 vs 64), each batch fills the
+    window; the next FETCH goes out as soon as those blocks are executed, not at the next
+    retransmit period (which made a real node catch up at ~25 blocks/s)."""
+    executed, fetches, ticks = _catch_up(window=32, batch=64, height=2_000)
+    assert executed == 2_000
+    assert fetches <= 2_000 // 32 + 5, "one round trip per window, no re-fetching"
+    assert ticks <= 8, "only the start waits for a retransmit period"
