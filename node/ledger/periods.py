@@ -18,6 +18,12 @@ Rules kept here:
   about the statement (close, payments) carries its SHA-256, `statement_hash`, so a
   verifier holding the closed record ties each payment back to it. The events of this
   time-driven work go into the block's end-of-block receipts (app.py).
+- Time-driven work never stops the chain: each close and each settlement runs in its
+  own overlay, and one that fails (a rule's lines summing past the amount limit, a
+  year-to-date quantity past the integer range, ...) is discarded and recorded instead
+  as a `rule_failed` statement billing nothing, with the reason in a `rule_failed`
+  event (a settlement that fails emits `settlement_failed` and stays payable by a
+  deposit). Every node fails the same way, so this is as deterministic as success.
 - The work is bounded per block (MAX_CLOSES_PER_BLOCK, MAX_SETTLEMENTS_PER_BLOCK); what
   is left over is done by the next blocks in due order. A statement closed late is still
   the statement of its period (usage after the period end accrues to the next period),
@@ -27,7 +33,9 @@ Rules kept here:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from node.ledger import codec, crypto, governance, merkle
 from node.ledger.calendar import (
@@ -39,6 +47,7 @@ from node.ledger.calendar import (
     period_of,
 )
 from node.ledger.context import BlockInfo, Ctx, Reject, ScanOverlay, ScanReader
+from node.ledger.errors import LedgerError
 from node.ledger.genesis import K_PARAMS, Params
 from node.ledger.licensing import rule_source
 from node.ledger.model import (
@@ -80,13 +89,47 @@ def end_of_block(ctx: Ctx) -> None:
     now = ctx.block.time_ms
     for key, value in _due(ctx, K_CLOSE_DUE, now, MAX_CLOSES_PER_BLOCK):
         ctx.delete(key)
-        close_period(ctx, codec.decode(value), int.from_bytes(key[len(K_CLOSE_DUE) :][:8], "big"))
+        licence_id = codec.decode(value)
+        end_ms = int.from_bytes(key[len(K_CLOSE_DUE) :][:8], "big")
+        why = _isolated(ctx, partial(_close, licence_id=licence_id, end_ms=end_ms))
+        if why:
+            failed = _isolated(
+                ctx, partial(_close, licence_id=licence_id, end_ms=end_ms, failed=why)
+            )
+            if failed:  # not even an empty statement (e.g. the licence is gone): say so
+                ctx.emit("rule_failed", licence_id=licence_id, period_id="", detail=failed)
     for key, value in _due(ctx, K_SETTLE_DUE, now, MAX_SETTLEMENTS_PER_BLOCK):
         ctx.delete(key)
         stmt_key = codec.decode(value)
-        s = ctx.must(stmt_key, Statement, "unknown_statement", "settlement index")
-        lic = ctx.must(k_licence(s.licence_id), Licence, "unknown_licence", s.licence_id)
-        pay_statement(ctx, stmt_key, s, lic.current, 2**62, as_of_ms=s.due_ms)
+        why = _isolated(ctx, partial(_settle, stmt_key=stmt_key))
+        if why:
+            ctx.emit("settlement_failed", statement=stmt_key, detail=why)
+
+
+def _close(ctx: Ctx, *, licence_id: str, end_ms: int, failed: str = "") -> None:
+    close_period(ctx, licence_id, end_ms, failed)
+
+
+def _settle(ctx: Ctx, *, stmt_key: bytes) -> None:
+    s = ctx.must(stmt_key, Statement, "unknown_statement", "settlement index")
+    lic = ctx.must(k_licence(s.licence_id), Licence, "unknown_licence", s.licence_id)
+    pay_statement(ctx, stmt_key, s, lic.current, 2**62, as_of_ms=s.due_ms)
+
+
+def _isolated(ctx: Ctx, work: Callable[[Ctx], None]) -> str:
+    """Run `work` on a child overlay of `ctx`: kept with its events if it succeeds ("" is
+    returned), discarded whole if it raises a LedgerError or ValueError (the reason is
+    returned, at most 256 characters)."""
+    sub = Ctx(ctx.state.child(), ctx.block, ctx.signer, records=ctx.records)
+    try:
+        work(sub)
+    except LedgerError as exc:
+        return f"{exc.code}: {exc.detail}"[:256]
+    except ValueError as exc:  # a record's bounds, checked in its constructor
+        return f"invalid: {exc}"[:256]
+    sub.state.merge_into_parent()
+    ctx.events.extend(sub.events)
+    return ""
 
 
 def _due(ctx: Ctx, prefix: bytes, now: int, most: int) -> list[tuple[bytes, bytes]]:
@@ -116,7 +159,10 @@ def licence_year(lic: Licence, period: Period) -> ContractYear:
     return contract_year(anchor, period)
 
 
-def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
+def close_period(ctx: Ctx, licence_id: str, end_ms: int, failed: str = "") -> Statement:
+    """Close the licence's period ending at `end_ms`. With `failed` (the reason an earlier
+    attempt failed) the statement bills nothing, has status `rule_failed` and leaves the
+    year-to-date figures as they were."""
     lic = ctx.must(k_licence(licence_id), Licence, "unknown_licence", licence_id)
     period = period_of(lic.current.period, end_ms - 1)
     terms = lic.terms_at(period.start_ms)
@@ -131,6 +177,8 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
     aggregates.update({f"ytd_{m}": q for m, q in sorted(ytd.quantities.items())})
     status = "open"
     try:
+        if failed:
+            raise Reject("rule_failed", failed)
         rule_lines, _gas = run_rule(
             rule_source(ctx, terms.rule),
             terms.rule_params,
@@ -144,17 +192,19 @@ def close_period(ctx: Ctx, licence_id: str, end_ms: int) -> Statement:
             "rule_failed", licence_id=licence_id, period_id=period.period_id, detail=exc.detail
         )
         rule_lines, status = [], "rule_failed"
-    lines, billed, lic = _apply_terms(lic, terms, year, ytd, rule_lines)
-    quantities = dict(ytd.quantities)
-    for classes in accrual.quantities.values():
-        for metrics in classes.values():
-            for metric, qty in metrics.items():
-                quantities[metric] = quantities.get(metric, 0) + qty
-    earned = sum(a for _, a in rule_lines)
-    ctx.put_value(
-        ytd_key,
-        {"earned": ytd.earned + earned, "billed": ytd.billed + billed, "quantities": quantities},
-    )
+    if failed:
+        lines: list[tuple[str, int]] = []
+        earned = 0
+    else:
+        lines, billed, lic = _apply_terms(lic, terms, year, ytd, rule_lines)
+        quantities = dict(ytd.quantities)
+        for classes in accrual.quantities.values():
+            for metrics in classes.values():
+                for metric, qty in metrics.items():
+                    quantities[metric] = quantities.get(metric, 0) + qty
+        earned = sum(a for _, a in rule_lines)
+        ytd_after = {"earned": ytd.earned + earned, "billed": ytd.billed + billed}
+        ctx.put_value(ytd_key, {**ytd_after, "quantities": quantities})
     due_ms = period.end_ms + terms.payment_due_days * MS_PER_DAY
     total = sum(a for _, a in lines)
     statement = Statement(
