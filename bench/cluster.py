@@ -303,16 +303,21 @@ def _sender(
     deadline: float,
 ) -> None:
     """Submit batches off `queue` in order: batch k not before schedule(k) (0: at once),
-    and only while gate(); a batch is taken off the queue once the node accepted it."""
+    and only while gate(); a batch is taken off the queue once the node accepted it.
+    Open loop: every batch due before the deadline is sent, late if the node was slow to
+    answer the previous one (the delay counts in its latency), none due after it.
+    Closed loop (due 0): batches go while the clock is before the deadline."""
     client = Client(node.api)
     try:
         k = 0
         while queue:
             batch = queue[0]
             due = schedule(k)
+            if due >= deadline:
+                return
             while time.monotonic() < deadline and (time.monotonic() < due or not gate()):
                 time.sleep(0.002)
-            if time.monotonic() >= deadline:
+            if not due and time.monotonic() >= deadline:
                 return
             due = due or time.monotonic()
             while True:

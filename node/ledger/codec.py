@@ -188,6 +188,12 @@ def plain_encoding(value: Value, depth: int = 0) -> bytes | None:
     """
     if depth > MAX_DEPTH or not _plain(value, depth):
         return None
+    return _packed(value)
+
+
+def _packed(value: Value) -> bytes | None:
+    """msgpack's bytes for a value the caller vouches for, None if msgpack refuses it or
+    the bytes pass the fast path's size bound."""
     try:
         data: bytes = _PACKER.pack(value)
     except (ValueError, TypeError, OverflowError):
@@ -337,11 +343,7 @@ def encode_scalar(value: Value) -> bytes | None:
     """The fast path's encoding of a scalar of an exact model type, else None."""
     if type(value) not in _SCALARS:
         return None
-    try:
-        data: bytes = _PACKER.pack(value)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    return data if len(data) <= _FAST_MAX_BYTES else None
+    return _packed(value)
 
 
 def map_header(length: int) -> bytes:

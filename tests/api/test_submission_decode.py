@@ -18,6 +18,7 @@ from node.ledger import codec
 from node.ledger.tx import Transaction
 from tests.ledger.test_tx_decode_fast import loose_pack
 from tests.ledger.test_tx_fields import packable_near_misses, transactions
+from tests.mutation import edits, hows, mutate
 
 
 def outcome(decode: Callable[[bytes, int], list[Transaction]], data: bytes, limit: int) -> object:
@@ -58,29 +59,11 @@ def test_valid_batches_decode_the_same(txs: list[Transaction], limit: int) -> No
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    batches,
-    limits,
-    st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=3),
-    st.sampled_from(["flip", "cut", "insert", "set"]),
-)
+@given(batches, limits, edits(), hows())
 def test_mutated_batches_decode_exactly_as_the_full_path(
-    txs: list[Transaction], limit: int, edits: list[tuple[int, int]], how: str
+    txs: list[Transaction], limit: int, changes: list[tuple[int, int]], how: str
 ) -> None:
-    data = bytearray(body_of(txs))
-    for pos, byte in edits:
-        i = pos % len(data)
-        if how == "flip":
-            data[i] ^= byte or 1
-        elif how == "set":
-            data[i] = byte
-        elif how == "cut":
-            del data[i:]
-            if not data:
-                break
-        else:
-            data[i:i] = bytes([byte])
-    assert_same_as_full_path(bytes(data), limit)
+    assert_same_as_full_path(mutate(body_of(txs), changes, how), limit)
 
 
 @settings(max_examples=150, deadline=None)

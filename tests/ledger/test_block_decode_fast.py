@@ -18,6 +18,7 @@ from node.ledger.errors import LedgerError
 from node.ledger.tx import Transaction
 from tests.ledger.test_tx_decode_fast import loose_pack
 from tests.ledger.test_tx_fields import nested, packable_near_misses, transactions
+from tests.mutation import edits, hows, mutate
 
 H = b"\x11" * 32
 
@@ -60,28 +61,11 @@ def test_valid_blocks_decode_the_same(block: Block) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    blocks,
-    st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=3),
-    st.sampled_from(["flip", "cut", "insert", "set"]),
-)
+@given(blocks, edits(), hows())
 def test_mutated_blocks_decode_exactly_as_the_reference(
-    block: Block, edits: list[tuple[int, int]], how: str
+    block: Block, changes: list[tuple[int, int]], how: str
 ) -> None:
-    data = bytearray(block.encode())
-    for pos, byte in edits:
-        i = pos % len(data)
-        if how == "flip":
-            data[i] ^= byte or 1
-        elif how == "set":
-            data[i] = byte
-        elif how == "cut":
-            del data[i:]
-            if not data:
-                break
-        else:
-            data[i:i] = bytes([byte])
-    assert_same_as_reference(bytes(data))
+    assert_same_as_reference(mutate(block.encode(), changes, how))
 
 
 @settings(max_examples=150, deadline=None)

@@ -18,6 +18,7 @@ from node.ledger.block import Block
 from node.ledger.errors import LedgerError
 from node.ledger.tx import Transaction
 from tests.factory import build_chain
+from tests.mutation import edits, hows, mutate
 
 BLOCKS = [b.block for b in build_chain(4) if b.block.txs]
 
@@ -83,25 +84,14 @@ def test_non_canonical_framing_is_refused_like_the_reference() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(range(len(BLOCKS))),
-    st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), min_size=1, max_size=3),
-    st.sampled_from(["flip", "cut", "insert"]),
+    edits(1 << 20),
+    hows("flip", "cut", "insert"),
 )
 def test_mutated_payloads_decode_exactly_as_the_reference(
-    which: int, edits: list[tuple[int, int]], how: str
+    which: int, changes: list[tuple[int, int]], how: str
 ) -> None:
     block = BLOCKS[which]
-    data = bytearray(block.encode())
-    for pos, byte in edits:
-        i = pos % len(data)
-        if how == "flip":
-            data[i] ^= byte or 1
-        elif how == "cut":
-            del data[i:]
-            if not data:
-                break
-        else:
-            data[i:i] = bytes([byte])
-    payload = bytes(data)
+    payload = mutate(block.encode(), changes, how)
     known = _known(block)
     assert _outcome(lambda: Block.decode_reusing(payload, known.get)) == _outcome(
         lambda: Block.decode(payload)

@@ -21,6 +21,7 @@ from node.ledger.errors import LedgerError
 from node.ledger.tx import MAX_TX_BYTES, Transaction, decode_tx_fast
 from tests.ledger.test_codec import packable_values
 from tests.ledger.test_tx_fields import FIELDS, nested, packable_near_misses, transactions
+from tests.mutation import edits, hows, mutate
 
 
 def reference(data: bytes) -> Transaction:
@@ -92,28 +93,11 @@ def test_the_fast_path_takes_every_signable_transaction(tx: Transaction) -> None
 
 
 @settings(max_examples=500, deadline=None)
-@given(
-    transactions(),
-    st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=3),
-    st.sampled_from(["flip", "cut", "insert", "set"]),
-)
+@given(transactions(), edits(), hows())
 def test_mutated_bytes_decode_exactly_as_the_reference(
-    tx: Transaction, edits: list[tuple[int, int]], how: str
+    tx: Transaction, changes: list[tuple[int, int]], how: str
 ) -> None:
-    data = bytearray(tx.encode())
-    for pos, byte in edits:
-        i = pos % len(data)
-        if how == "flip":
-            data[i] ^= byte or 1
-        elif how == "set":
-            data[i] = byte
-        elif how == "cut":
-            del data[i:]
-            if not data:
-                break
-        else:
-            data[i:i] = bytes([byte])
-    assert_same_as_reference(bytes(data))
+    assert_same_as_reference(mutate(tx.encode(), changes, how))
 
 
 @settings(max_examples=500, deadline=None)
