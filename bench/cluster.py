@@ -302,17 +302,18 @@ def _sender(
     out: Submitted,
     deadline: float,
 ) -> None:
-    """Submit batches off `queue` in order: batch k not before schedule(k) (0: at once),
+    """Submit batches off `queue` in order: a batch not before schedule(transactions sent
+    before it) (0: at once),
     and only while gate(); a batch is taken off the queue once the node accepted it.
     Open loop: every batch due before the deadline is sent, late if the node was slow to
     answer the previous one (the delay counts in its latency), none due after it.
     Closed loop (due 0): batches go while the clock is before the deadline."""
     client = Client(node.api)
     try:
-        k = 0
+        sent = 0
         while queue:
             batch = queue[0]
-            due = schedule(k)
+            due = schedule(sent)
             if due >= deadline:
                 return
             while time.monotonic() < deadline and (time.monotonic() < due or not gate()):
@@ -333,7 +334,7 @@ def _sender(
             if status != 200:
                 raise RuntimeError(f"node {node.index} answered {status}: {answer}")
             queue.popleft()
-            k += 1
+            sent += len(batch.txs)
             bad = sum(1 for r in answer["results"] if r["status"] == "rejected")
             with out.lock:
                 out.rejected += bad
@@ -454,9 +455,12 @@ def run_load(
     period = load.batch / rate if rate is not None else 0.0
 
     def schedule_for(node: int) -> Callable[[int], float]:
+        """When the batch after `sent` transactions is due at this node (rate / n each;
+        nodes start staggered by a batch's time). Batch sizes differ (a round of device
+        reports splits unevenly), so the schedule counts transactions, not batches."""
         if rate is None:
-            return lambda _k: 0.0
-        return lambda k: t0 + (k * n + node) * period
+            return lambda _sent: 0.0
+        return lambda sent: t0 + node * period + sent * n / rate
 
     def gate() -> bool:
         return rate is not None or out.count - observer.tx_total < window
