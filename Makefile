@@ -28,10 +28,11 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(PY) -m bench
 
-# The cluster benchmark in full (4, 7 and 10 validators, 10,000-block catch-up; long):
-# prints, and writes the table and raw results to /tmp (docs/benchmarks.md is curated).
+# Every benchmark with the cluster one in full (4, 7 and 10 validators, 10,000-block
+# catch-up; ~30 min on 2 cores, run it on a quiet machine): prints, and writes the
+# results with the machine and command to docs/bench-results.md (raw: .json beside it).
 bench-full: $(STAMP)
-	$(PY) -m bench.cluster --full --write /tmp/alps-bench-full.md --json /tmp/alps-bench-full.json
+	$(PY) -m bench --full --write docs/bench-results.md
 
 # A local 4-validator consortium running the licensing web with simulated devices, in
 # .demo/ (Ctrl-C stops it; running it again resumes the same chain; rm -rf .demo resets).

@@ -32,11 +32,23 @@ from node.ledger.tx import Transaction, make_tx
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; else IANA's)."""
+    try:
+        low, high = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49_152, 65_535
+
+
 def free_port_block(count: int) -> int:
-    """A base port with `count` consecutive ports free right now (best effort)."""
+    """A base port with `count` consecutive ports free right now (best effort), below the
+    ephemeral range: a port in it can be taken by any outgoing connection (a peer's
+    reconnect, an HTTP client) while its node is down, and the node cannot restart."""
     rng = random.Random(os.getpid() ^ time.time_ns())
+    top = min(ephemeral_port_range()[0], 65_536) - count
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - count)
+        base = rng.randrange(10_000, max(top, 10_001))
         socks = []
         try:
             for port in range(base, base + count):
@@ -176,8 +188,8 @@ class Testnet:
         tune: Callable[[NodeConfig], NodeConfig] | None = None,
     ) -> None:
         self.root = root
-        base = free_port_block(n)
-        api_base = free_port_block(2 * n)
+        base = free_port_block(3 * n)  # one block, so libp2p and API ports cannot overlap
+        api_base = base + n
         subprocess.run(
             [
                 sys.executable,

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,15 +20,6 @@ from tests.device_agent.test_end_to_end import write_config as write_agent_confi
 from tests.e2e.procs import ROOT, Testnet, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def net(tmp_path: pathlib.Path) -> Iterator[Testnet]:
-    testnet = Testnet(tmp_path / "net")
-    try:
-        yield testnet
-    finally:
-        testnet.kill_all()
 
 
 def start_agent(config: pathlib.Path) -> subprocess.Popen[bytes]:

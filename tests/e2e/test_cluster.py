@@ -9,7 +9,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,15 +16,6 @@ from node.ledger import codec
 from tests.e2e.procs import ROOT, HttpError, Testnet, free_port_block, http, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def net(tmp_path: pathlib.Path) -> Iterator[Testnet]:
-    testnet = Testnet(tmp_path)
-    try:
-        yield testnet
-    finally:
-        testnet.kill_all()
 
 
 def committed_everywhere(net: Testnet, tx_ids: list[str], nodes: list[int]) -> bool:
