@@ -13,6 +13,7 @@ import importlib
 import io
 import os
 import platform
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -72,6 +73,8 @@ def report(
     for name, text in printed.items():
         lines += [f"## `python -m {name}`", "", "```", text.rstrip(), "```", ""]
     body = cluster_md.split("\n", 1)[1].lstrip() if cluster_md.startswith("# ") else cluster_md
+    # its own command line names a temporary file; the command above is the one to re-run
+    body = re.sub(rf"Command: `python -m {CLUSTER}[^\n]*\n\n", "", body)
     lines += [f"## `python -m {CLUSTER}`", "", body.rstrip(), ""]
     return "\n".join(lines)
 

@@ -879,7 +879,8 @@ def write_markdown(result: dict[str, Any], path: Path, command: str) -> None:
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}; load average "
         f"before {m['load_before'][0]:.2f}, after {m['load_after'][0]:.2f} "
-        "(other work on the machine shares the cores).",
+        "(1-minute averages; 'after' counts the benchmark's own nodes, 'before' any other "
+        "work sharing the cores).",
         "",
         f"Command: `{command}`",
         "",

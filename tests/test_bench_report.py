@@ -30,7 +30,8 @@ def test_report_has_header_sections_and_the_cluster_table() -> None:
         datetime.datetime(2026, 12, 6, 5, 0, tzinfo=datetime.UTC),
         "Machine: 2 cores (x), Python 3.11.7 on x86_64; load average before 0.50.",
         {"bench.vm": "VM 1,000 calls/s\n", "bench.agent": "agent RSS 20 MB\n"},
-        "# Benchmarks\n\nMachine: ...\n\n| validators | load |\n|---|---|\n| 4 | steady |\n",
+        "# Benchmarks\n\nMachine: ...\n\nCommand: `python -m bench.cluster --write /tmp/x/c.md`\n\n"
+        "| validators | load |\n|---|---|\n| 4 | steady |\n",
     )
     assert text.startswith("# Benchmark results\n")
     assert "`python -m bench --full --write docs/bench-results.md` on 2026-12-06 05:00" in text
@@ -39,3 +40,4 @@ def test_report_has_header_sections_and_the_cluster_table() -> None:
     assert text.index("bench.vm") < text.index("bench.agent") < text.index("bench.cluster")
     assert text.count("# Benchmarks") == 0  # the cluster's own title is dropped
     assert "## `python -m bench.cluster`\n\nMachine: ...\n\n| validators | load |" in text
+    assert "/tmp/x" not in text  # the cluster's own command names a temporary file

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,9 +22,9 @@ def apply_ops(state: dict[bytes, bytes], batch: list[tuple[bytes, bytes | None]]
             state[key] = value
 
 
-@settings(max_examples=150)
-@given(st.lists(ops, max_size=6))
-def test_incremental_digest_equals_digest_from_scratch(blocks: list[list]) -> None:
+def replay(blocks: list[list]) -> Iterator[tuple[StateAccumulator, dict[bytes, bytes]]]:
+    """Each batch applied through an Overlay to the accumulator and straight to a dict:
+    the accumulator and the committed state after every block."""
     committed: dict[bytes, bytes] = {}
     acc = StateAccumulator()
     for batch in blocks:
@@ -34,6 +36,13 @@ def test_incremental_digest_equals_digest_from_scratch(blocks: list[list]) -> No
                 overlay.put(key, value)
         acc = acc.apply(overlay.changes())
         apply_ops(committed, batch)
+        yield acc, committed
+
+
+@settings(max_examples=150)
+@given(st.lists(ops, max_size=6))
+def test_incremental_digest_equals_digest_from_scratch(blocks: list[list]) -> None:
+    for acc, committed in replay(blocks):
         assert acc.digest() == digest_of(committed)
         assert StateAccumulator.from_bytes(acc.to_bytes()) == acc
 
@@ -89,17 +98,7 @@ def test_remembered_elements_give_the_digest_computed_element_by_element(
     never changes the accumulator: it equals the sum of `element` over the state."""
     saved, state._ELEMENTS = state._ELEMENTS, _Tiny()
     try:
-        committed: dict[bytes, bytes] = {}
-        acc = StateAccumulator()
-        for batch in blocks:
-            overlay = Overlay(committed)
-            for key, value in batch:
-                if value is None:
-                    overlay.delete(key)
-                else:
-                    overlay.put(key, value)
-            acc = acc.apply(overlay.changes())
-            apply_ops(committed, batch)
+        for acc, committed in replay(blocks):
             total = sum(state.element(k, v) for k, v in committed.items()) % (1 << state.ACC_BITS)
             assert acc.value == total
             assert len(state._ELEMENTS._young) <= _Tiny.MAX_ENTRIES
