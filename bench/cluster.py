@@ -711,7 +711,7 @@ def bench_cluster(n: int, plan: Plan, one_core_tx_s: float, cores: int) -> dict[
                     "rejected": sum(r["rejected"] for r in runs),
                     "uncommitted": sum(r["uncommitted"] for r in runs),
                 }
-            if n == plan.validators[0]:
+            if n == plan.validators[0] and plan.catch_up_blocks > 0:
                 try:
                     out["catch_up"] = catch_up(net, load, plan.catch_up_blocks)
                 except Exception as exc:  # keep the other figures; keep the logs to read
@@ -903,6 +903,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--catch-up-blocks", type=int)
     parser.add_argument("--steady-fraction", type=float, help="steady load / limit (0.5)")
     parser.add_argument("--in-flight", type=int, help="[block] in_flight_max of the nodes (2)")
+    parser.add_argument("--block-interval-ms", type=int, help="[block] interval_ms (20)")
     parser.add_argument("--write", type=Path, help="write a Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--profile-dir", default="", help="ALPS_PROFILE prefix directory")
@@ -928,8 +929,16 @@ def main(args: list[str] | None = None) -> None:
         )
         if v is not None
     }
-    if opts.in_flight:
-        changes["knobs"] = dataclasses.replace(plan.knobs, in_flight_max=opts.in_flight)
+    knobs = {
+        k: v
+        for k, v in (
+            ("in_flight_max", opts.in_flight),
+            ("block_interval_ms", opts.block_interval_ms),
+        )
+        if v
+    }
+    if knobs:
+        changes["knobs"] = dataclasses.replace(plan.knobs, **knobs)
     plan = dataclasses.replace(plan, **changes)
     # SIGTERM (and SIGINT, which a background job ignores) unwind through the `finally`
     # blocks that kill the node processes
