@@ -12,9 +12,7 @@ import dataclasses
 import json
 import os
 import pathlib
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cli.demo_procs import free_block
 from node.config import NodeConfig, load_config, write_config
 from node.keys import load_signer
 from node.ledger import codec
@@ -32,36 +31,10 @@ from node.ledger.tx import Transaction, make_tx
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def ephemeral_port_range() -> tuple[int, int]:
-    """The kernel's range for outgoing connections' local ports (Linux; else IANA's)."""
-    try:
-        low, high = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 49_152, 65_535
-
-
 def free_port_block(count: int) -> int:
     """A base port with `count` consecutive ports free right now (best effort), below the
-    ephemeral range: a port in it can be taken by any outgoing connection (a peer's
-    reconnect, an HTTP client) while its node is down, and the node cannot restart."""
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    top = min(ephemeral_port_range()[0], 65_536) - count
-    for _ in range(200):
-        base = rng.randrange(10_000, max(top, 10_001))
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
+    ephemeral range (cli.demo_procs.free_block says why)."""
+    return free_block(count, None, os.getpid() ^ time.time_ns())
 
 
 class HttpError(Exception):

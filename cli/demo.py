@@ -107,7 +107,9 @@ def ensure_testnet(directory: pathlib.Path) -> bool:
         raise DemoError(f"{directory} exists but holds no demo testnet; remove it or use --dir")
     staging = directory.with_name(f"{directory.name}.new-{os.getpid()}")
     p2p = free_block(VALIDATORS, DEFAULT_P2P_BASE, os.getpid())
-    api = free_block(2 * VALIDATORS, DEFAULT_API_BASE, os.getpid() + 1)
+    api = free_block(
+        2 * VALIDATORS, DEFAULT_API_BASE, os.getpid() + 1, avoid=range(p2p, p2p + VALIDATORS)
+    )
     argv = [
         *(sys.executable, "-m", "cli", "testnet", "--validators", str(VALIDATORS)),
         *("--dir", str(staging), "--base-port", str(p2p), "--api-base-port", str(api)),
@@ -167,6 +169,7 @@ class Demo:
     refresh_s: float
     out_is_tty: bool
     last_snapshot: Snapshot | None = None
+    collector: Collector | None = None
 
     @property
     def apis(self) -> list[str]:
@@ -258,7 +261,9 @@ class Demo:
         signers = {
             n: load_signer(self.directory / "members" / f"{n}.json") for n in web.MEMBER_ROLES
         }
-        collector = Collector(self.apis, {n: s.public_key for n, s in signers.items()})
+        collector = self.collector = Collector(
+            self.apis, {n: s.public_key for n, s in signers.items()}
+        )
         started = time.monotonic()
         last: Snapshot | None = None
         while duration_s is None or time.monotonic() - started < duration_s:
@@ -286,6 +291,16 @@ class Demo:
             *(f"  {c}" for c in self.commands(snap)),
         ]
         click.echo("\x1b[H\x1b[2J" + "\n".join(lines), nl=True)
+
+    def fresh_snapshot(self) -> Snapshot | None:
+        """The chain as it is now, read once more before the nodes stop (the commands
+        printed at the end name the newest paid statement, which may have settled since
+        the last refresh); the last one shown if no node answers."""
+        if self.collector is not None:
+            snap = self.collector.snapshot(time.monotonic())
+            if snap is not None:
+                self.last_snapshot = snap
+        return self.last_snapshot
 
     def commands(self, snap: Snapshot | None) -> list[str]:
         paid = [v.last_paid for v in (snap.licences if snap else []) if v.last_paid]
@@ -329,6 +344,7 @@ def run_demo(
             + f" the demo consortium in {directory} (chain {CHAIN_ID}, periods {state.period})"
         )
         last: Snapshot | None = None
+        watched = False  # the nodes ran until the end or Ctrl-C (not an error)
         stops = demo.supervisor.stops
         with stops.installed():
             try:
@@ -344,11 +360,14 @@ def run_demo(
                 click.echo(f"{len(agents_running)} device agents reporting usage; Ctrl-C stops")
                 for command in demo.commands(None):
                     click.echo(f"  {command}")
-                last = demo.watch(agents_running, duration_s)
+                demo.watch(agents_running, duration_s)
+                watched = True
             except KeyboardInterrupt:
-                last = demo.last_snapshot
+                watched = True
             finally:
                 stops.stopping = True  # from here on a signal only says to wait
+                if watched:
+                    last = demo.fresh_snapshot()
                 stop_all(demo)
         click.echo("explore and verify (run the demo again first: make demo):")
         for command in demo.commands(last):

@@ -97,14 +97,37 @@ def port_free(port: int) -> bool:
     return True
 
 
-def free_block(count: int, preferred: int, seed: int) -> int:
-    """`preferred` if `count` ports from it are free, else a random free block."""
-    if all(port_free(p) for p in range(preferred, preferred + count)):
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux; else IANA's)."""
+    try:
+        low, high = pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49_152, 65_535
+
+
+LOWEST_RANDOM_PORT = 10_000
+
+
+def free_block(count: int, preferred: int | None, seed: int, avoid: range = range(0)) -> int:
+    """`preferred` if `count` ports from it are free, else a random free block below the
+    ephemeral range, never overlapping `avoid`. A listening port inside the ephemeral
+    range can be taken by any outgoing connection (an agent's or a peer's) while its node
+    is down, and the node then cannot restart ("address already in use")."""
+
+    def usable(base: int) -> bool:
+        ports = range(base, base + count)
+        return not (ports.start < avoid.stop and avoid.start < ports.stop) and all(
+            port_free(p) for p in ports
+        )
+
+    if preferred is not None and usable(preferred):
         return preferred
     rng = random.Random(seed)
+    top = max(ephemeral_port_range()[0] - count, LOWEST_RANDOM_PORT + 1)
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - count)
-        if all(port_free(p) for p in range(base, base + count)):
+        base = rng.randrange(LOWEST_RANDOM_PORT, top)
+        if usable(base):
             return base
     raise DemoError(f"found no {count} free consecutive ports on 127.0.0.1")
 

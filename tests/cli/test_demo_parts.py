@@ -23,7 +23,15 @@ import pytest
 from cli import web
 from cli.demo import DemoState, check_ports, ensure_testnet, load_state, node_configs, save_state
 from cli.demo_deploy import agent_config, agent_specs, send_stage, sign_plan
-from cli.demo_procs import DemoError, StopRequests, Supervisor, free_block, locked, port_free
+from cli.demo_procs import (
+    DemoError,
+    StopRequests,
+    Supervisor,
+    ephemeral_port_range,
+    free_block,
+    locked,
+    port_free,
+)
 from cli.demo_view import LicenceView, Snapshot, money, one_line, render
 from cli.testnet import LICENSING_WEB
 from device_agent.config import from_dict
@@ -203,6 +211,13 @@ def test_ports_and_free_blocks() -> None:
         assert base not in range(busy - 2, busy + 1)
         assert all(port_free(p) for p in range(base, base + 3))
     assert free_block(2, base, seed=1) == base
+    # a random block lies below the kernel's ephemeral range and outside `avoid`
+    low = ephemeral_port_range()[0]
+    for seed in range(20):
+        other = free_block(4, None, seed, avoid=range(base, base + 3))
+        assert 10_000 <= other and other + 4 <= low
+        assert not set(range(other, other + 4)) & set(range(base, base + 3))
+    assert free_block(2, base, seed=1, avoid=range(base + 1, base + 2)) != base
 
 
 def test_one_demo_per_directory(tmp_path: pathlib.Path) -> None:
