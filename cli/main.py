@@ -161,7 +161,10 @@ def node_start(home: pathlib.Path) -> None:
         raise click.ClickException(
             f"cannot start: missing module {exc.name} (install with: pip install 'alps[node]')"
         ) from exc
-    rv = daemon.run(cfg)
+    try:
+        rv = daemon.run(cfg)
+    except daemon.StartError as exc:
+        raise click.ClickException(str(exc)) from None
     if isinstance(rv, int) and rv:
         sys.exit(rv)
 

@@ -643,6 +643,10 @@ def _new_host(key_pair: KeyPair) -> BasicHost:
     return BasicHost(network=swarm)
 
 
+class ListenError(OSError):
+    """The libp2p host did not bind its listen address (taken, or not this machine's)."""
+
+
 @asynccontextmanager
 async def open_libp2p_network(
     seed: bytes,
@@ -676,6 +680,10 @@ async def open_libp2p_network(
     host.set_stream_handler(TProtocol(protocol), network._handle_stream)
     host.get_network().register_notifee(_AllowListNotifee(network))
     async with host.run([listen]):
+        if not network.listen_addrs:  # py-libp2p logs a failed listen and carries on
+            raise ListenError(
+                f"libp2p could not listen on {listen_multiaddr} (its log line above says why)"
+            )
         try:
             # The auto-connector dials any peer in the peerstore (e.g. learnt by
             # identify) to reach a connection target; validators dial only each other.

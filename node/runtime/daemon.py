@@ -9,6 +9,7 @@ the genesis file against the hash in config.toml and the store against the genes
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import signal
@@ -19,6 +20,7 @@ import trio
 from node.config import NodeConfig
 from node.genesis_file import genesis_hash, load_genesis
 from node.keys import load_signer
+from node.p2p.host import ListenError
 from node.runtime import byzantine
 from node.runtime.driver import Node, Settings
 from node.runtime.logs import setup_logging
@@ -105,9 +107,40 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
             return
 
 
+class StartError(Exception):
+    """The node cannot run with this configuration here (a port taken, ...): one line."""
+
+
+def _cannot_listen(exc: BaseException) -> OSError | None:
+    """The listen failure inside `exc` (trio nests it in exception groups), if any."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _cannot_listen(inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(exc, ListenError) or (
+        isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
+    ):
+        return exc
+    return None
+
+
 def run(config: NodeConfig) -> int:
     setup_logging(config.log.format, config.log.level)
     gc.set_threshold(*GC_THRESHOLDS)
-    with profiled():  # only when ALPS_PROFILE is set (benchmarks)
-        trio.run(run_node, config)
+    try:
+        with profiled():  # only when ALPS_PROFILE is set (benchmarks)
+            trio.run(run_node, config)
+    except (OSError, BaseExceptionGroup) as exc:
+        failure = _cannot_listen(exc)
+        if failure is None:
+            raise
+        where = f"p2p {config.p2p.listen}, api {config.api.listen}, admin {config.api.admin_listen}"
+        reason = failure.strerror or str(failure)
+        log.error("cannot listen", extra={"listen": where, "reason": reason})
+        raise StartError(
+            f"cannot listen on one of its addresses ({where}): {reason}; is another node "
+            "running with this config, or another program on one of these ports?"
+        ) from None
     return 0
