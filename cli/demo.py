@@ -144,12 +144,7 @@ def api_url(cfg: NodeConfig) -> str:
 
 def check_ports(configs: list[NodeConfig]) -> None:
     for cfg in configs:
-        ports = {
-            "p2p": int(cfg.p2p.listen.rsplit("/", 1)[1]),
-            "api": cfg.api.listen_host_port[1],
-            "admin": cfg.api.admin_host_port[1],
-        }
-        for what, port in ports.items():
+        for what, port in cfg.listen_ports.items():
             if not port_free(port):
                 raise DemoError(
                     f"port {port} ({cfg.node.moniker} {what}) is in use on 127.0.0.1: "

@@ -322,6 +322,15 @@ class NodeConfig:
     def data_path(self) -> pathlib.Path:
         return self.resolve(self.node.data_dir)
 
+    @property
+    def listen_ports(self) -> dict[str, int]:
+        """The TCP ports the node binds on start, by what binds them."""
+        return {
+            "p2p": check_multiaddr(self.p2p.listen, "p2p.listen", LISTEN_PROTOCOLS),
+            "api": self.api.listen_host_port[1],
+            "admin": self.api.admin_host_port[1],
+        }
+
     def with_genesis_hash(self, genesis_hash: str) -> NodeConfig:
         return dataclasses.replace(
             self, node=dataclasses.replace(self.node, genesis_hash=genesis_hash)

@@ -33,10 +33,7 @@ def check_testnet(out: pathlib.Path, n: int, members: bool) -> None:
     listen = {key: c.p2p.listen for key, c in zip(keys, configs, strict=True)}
     for key, cfg in zip(keys, configs, strict=True):
         assert dict(cfg.p2p.peers) == {k: a for k, a in listen.items() if k != key}
-    ports = []
-    for cfg in configs:
-        ports.append(int(cfg.p2p.listen.rsplit("/", 1)[1]))
-        ports.extend([cfg.api.listen_host_port[1], cfg.api.admin_host_port[1]])
+    ports = [port for cfg in configs for port in cfg.listen_ports.values()]
     assert len(ports) == len(set(ports)) == 3 * n
     by_name = {m.name: m for m in genesis.members}
     assert set(by_name) == {f"node-{i}" for i in range(n)} | (

@@ -14,18 +14,9 @@ from tests.e2e.procs import Testnet, wait_for
 pytestmark = pytest.mark.slow
 
 
-def _ports(net: Testnet) -> dict[str, int]:
-    cfg = load_config(net.nodes[0].home)
-    return {
-        "p2p": int(cfg.p2p.listen.rsplit("/", 1)[1]),
-        "api": cfg.api.listen_host_port[1],
-        "admin": cfg.api.admin_host_port[1],
-    }
-
-
 @pytest.mark.parametrize("which", ["p2p", "api", "admin"])
 def test_a_taken_port_is_one_error_line_and_exit_1(net: Testnet, which: str) -> None:
-    port = _ports(net)[which]
+    port = load_config(net.nodes[0].home).listen_ports[which]
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", port))
         holder.listen()
