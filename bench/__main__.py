@@ -13,13 +13,11 @@ import importlib
 import io
 import os
 import platform
-import re
 import sys
-import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from bench.cluster import machine
+from bench import cluster
 
 MODULES = [
     "bench.foundation",
@@ -48,12 +46,13 @@ class _Tee(io.TextIOBase):
         self.out.flush()
 
 
-def _run(name: str, args: list[str] | None = None) -> str:
+def _run(name: str, args: list[str] | None = None) -> tuple[str, Any]:
+    """Run a benchmark's main(); what it printed (also printed) and what it returned."""
     tee = _Tee(sys.stdout)
     with contextlib.redirect_stdout(tee):
         module = importlib.import_module(name)
-        module.main(args) if args is not None else module.main()
-    return tee.kept.getvalue()
+        value = module.main(args) if args is not None else module.main()
+    return tee.kept.getvalue(), value
 
 
 def report(
@@ -61,7 +60,7 @@ def report(
     started: datetime.datetime,
     machine_line: str,
     printed: dict[str, str],
-    cluster_md: str,
+    cluster_lines: list[str],
 ) -> str:
     lines = [
         "# Benchmark results",
@@ -72,10 +71,7 @@ def report(
     ]
     for name, text in printed.items():
         lines += [f"## `python -m {name}`", "", "```", text.rstrip(), "```", ""]
-    body = cluster_md.split("\n", 1)[1].lstrip() if cluster_md.startswith("# ") else cluster_md
-    # its own command line names a temporary file; the command above is the one to re-run
-    body = re.sub(rf"Command: `python -m {CLUSTER}[^\n]*\n\n", "", body)
-    lines += [f"## `python -m {CLUSTER}`", "", body.rstrip(), ""]
+    lines += [f"## `python -m {CLUSTER}`", "", *cluster_lines, ""]
     return "\n".join(lines)
 
 
@@ -85,23 +81,21 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--write", type=Path, help="write a Markdown report of everything")
     opts = parser.parse_args(args if args is not None else sys.argv[1:])
     started = datetime.datetime.now(datetime.UTC)
-    m = machine()
+    m = cluster.machine()
     machine_line = (
         f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']} on "
         f"{platform.machine()}; load average before {m['load_before'][0]:.2f}."
     )
     print(machine_line)
-    printed = {name: _run(name) for name in MODULES}
-    with tempfile.TemporaryDirectory() as tmp:
-        cluster_args = ["--full"] if opts.full else []
-        table = Path(tmp) / "cluster.md"
-        if opts.write:
-            cluster_args += ["--write", str(table), "--json", str(opts.write.with_suffix(".json"))]
-        _run(CLUSTER, cluster_args)
-        cluster_md = table.read_text() if opts.write else ""
+    printed = {name: _run(name)[0] for name in MODULES}
+    cluster_args = ["--full"] if opts.full else []
+    if opts.write:
+        cluster_args += ["--json", str(opts.write.with_suffix(".json"))]
+    result = _run(CLUSTER, cluster_args)[1]
     if opts.write:
         command = "python -m bench " + " ".join(args if args is not None else sys.argv[1:])
-        opts.write.write_text(report(command.strip(), started, machine_line, printed, cluster_md))
+        body = [cluster.machine_line(result), "", *cluster.table(result)]
+        opts.write.write_text(report(command.strip(), started, machine_line, printed, body))
         print(f"wrote {opts.write} ({os.path.getsize(opts.write):,} bytes)")
 
 

@@ -872,29 +872,27 @@ def print_result(result: dict[str, Any], out: Callable[[str], None] = print) -> 
         out("  " + line if line else "")
 
 
-def write_markdown(result: dict[str, Any], path: Path, command: str) -> None:
+def machine_line(result: dict[str, Any]) -> str:
     m = result["machine"]
-    lines = [
-        "# Benchmarks",
-        "",
+    return (
         f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}; load average "
         f"before {m['load_before'][0]:.2f}, after {m['load_after'][0]:.2f} "
         "(1-minute averages; 'after' counts the benchmark's own nodes, 'before' any other "
-        "work sharing the cores).",
-        "",
-        f"Command: `{command}`",
-        "",
-        *table(result),
-        "",
-    ]
-    path.write_text("\n".join(lines))
+        "work sharing the cores)."
+    )
+
+
+def write_markdown(result: dict[str, Any], path: Path, command: str) -> None:
+    lines = ["# Benchmarks", "", machine_line(result), "", f"Command: `{command}`", ""]
+    path.write_text("\n".join([*lines, *table(result), ""]))
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> dict[str, Any]:
+    """Run (or --render) and print; the result is returned to `python -m bench`."""
     parser = argparse.ArgumentParser(prog="python -m bench.cluster")
     parser.add_argument("--full", action="store_true", help="4, 7 and 10 validators, longer")
     parser.add_argument("--runs", type=int)
@@ -915,7 +913,7 @@ def main(args: list[str] | None = None) -> None:
         print_result(result)
         if opts.write:
             write_markdown(result, opts.write, opts.command)
-        return
+        return result
     plan = FULL if opts.full else QUICK
     changes: dict[str, Any] = {
         k: v
@@ -951,6 +949,7 @@ def main(args: list[str] | None = None) -> None:
     if opts.write:
         command = "python -m bench.cluster " + " ".join(args or [])
         write_markdown(result, opts.write, command.strip())
+    return result
 
 
 if __name__ == "__main__":
