@@ -252,7 +252,7 @@ class Demo:
 
     # the summary
 
-    def watch(self, agents: list[Child], duration_s: float | None) -> Snapshot | None:
+    def watch(self, agents: list[Child], duration_s: float | None) -> None:
         signers = {
             n: load_signer(self.directory / "members" / f"{n}.json") for n in web.MEMBER_ROLES
         }
@@ -260,17 +260,15 @@ class Demo:
             self.apis, {n: s.public_key for n, s in signers.items()}
         )
         started = time.monotonic()
-        last: Snapshot | None = None
         while duration_s is None or time.monotonic() - started < duration_s:
             snap = collector.snapshot(time.monotonic())
             up = sum(a.alive() for a in agents)
             if snap is None:
                 self.say("no node answers (see the node logs)")
             else:
-                last = self.last_snapshot = snap  # kept for the commands printed at Ctrl-C
+                self.last_snapshot = snap  # kept for the commands printed at the end
                 self.show(snap, up, len(agents))
             time.sleep(self.refresh_s)
-        return last
 
     def show(self, snap: Snapshot, agents_up: int, agents: int) -> None:
         if not self.out_is_tty:
@@ -287,15 +285,14 @@ class Demo:
         ]
         click.echo("\x1b[H\x1b[2J" + "\n".join(lines), nl=True)
 
-    def fresh_snapshot(self) -> Snapshot | None:
-        """The chain as it is now, read once more before the nodes stop (the commands
-        printed at the end name the newest paid statement, which may have settled since
-        the last refresh); the last one shown if no node answers."""
+    def fresh_snapshot(self) -> None:
+        """Read the chain once more before the nodes stop: the commands printed at the end
+        name the newest paid statement, which may have settled since the last refresh
+        (`last_snapshot` stays as it was if no node answers)."""
         if self.collector is not None:
             snap = self.collector.snapshot(time.monotonic())
             if snap is not None:
                 self.last_snapshot = snap
-        return self.last_snapshot
 
     def commands(self, snap: Snapshot | None) -> list[str]:
         paid = [v.last_paid for v in (snap.licences if snap else []) if v.last_paid]
@@ -338,7 +335,6 @@ def run_demo(
             ("created" if created else "resuming")
             + f" the demo consortium in {directory} (chain {CHAIN_ID}, periods {state.period})"
         )
-        last: Snapshot | None = None
         watched = False  # the nodes ran until the end or Ctrl-C (not an error)
         stops = demo.supervisor.stops
         with stops.installed():
@@ -362,10 +358,10 @@ def run_demo(
             finally:
                 stops.stopping = True  # from here on a signal only says to wait
                 if watched:
-                    last = demo.fresh_snapshot()
+                    demo.fresh_snapshot()
                 stop_all(demo)
         click.echo("explore and verify (run the demo again first: make demo):")
-        for command in demo.commands(last):
+        for command in demo.commands(demo.last_snapshot):
             click.echo(f"  {command}")
 
 
