@@ -140,6 +140,19 @@ def _slow_judges(cluster: Cluster, seconds: float) -> None:
         node.shell.judge = slow  # type: ignore[method-assign]
 
 
+async def _start_with_slow_judges(cluster: Cluster, nursery: trio.Nursery) -> None:
+    for i in range(4):
+        await cluster.start(nursery, i)
+    _slow_judges(cluster, 0.05)
+
+
+def _assert_accepted_everywhere(cluster: Cluster, txs: list[Transaction]) -> None:
+    for node in cluster.nodes.values():
+        for tx in txs:
+            found = node.shell.receipt(tx.tx_id)
+            assert found is not None and found[2].accepted, tx.nonce
+
+
 async def _submit_in_waves(node, user, first: int, waves: int, size: int) -> list:  # type: ignore[no-untyped-def]
     txs = []
     for w in range(waves):
@@ -160,19 +173,14 @@ async def test_the_primary_pipelines_blocks_and_every_node_ends_equal(
     cluster = Cluster(tmp_path)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for i in range(4):
-                await cluster.start(nursery, i)
-            _slow_judges(cluster, 0.05)
+            await _start_with_slow_judges(cluster, nursery)
             txs = await _submit_in_waves(cluster.nodes[0], cluster.user, 1, 12, 5)
             top = max([await cluster.nodes[0].wait_committed(tx.tx_id, 30) or 0 for tx in txs])
             await cluster.wait_height(top)
             assert len(cluster.digests_at(top)) == 1
             metrics = cluster.nodes[0].metrics
             assert metrics.proposals.labels("uncommitted")._value.get() > 0
-            for node in cluster.nodes.values():
-                for tx in txs:
-                    found = node.shell.receipt(tx.tx_id)
-                    assert found is not None and found[2].accepted, tx.nonce
+            _assert_accepted_everywhere(cluster, txs)
             nursery.cancel_scope.cancel()
 
 
@@ -184,9 +192,7 @@ async def test_a_view_change_with_blocks_in_flight_loses_nothing(tmp_path: pathl
     cluster = Cluster(tmp_path)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            for i in range(4):
-                await cluster.start(nursery, i)
-            _slow_judges(cluster, 0.05)
+            await _start_with_slow_judges(cluster, nursery)
             txs = await _submit_in_waves(cluster.nodes[1], cluster.user, 1, 6, 5)
             await trio.sleep(0.08)  # proposals in flight
             assert cluster.nodes[0].metrics.proposals.labels("uncommitted")._value.get() > 0
@@ -198,10 +204,7 @@ async def test_a_view_change_with_blocks_in_flight_loses_nothing(tmp_path: pathl
             await cluster.wait_height(top, [1, 2, 3])
             assert len(cluster.digests_at(top)) == 1
             assert cluster.nodes[1].replica.view >= 1
-            for node in cluster.nodes.values():
-                for tx in txs:
-                    found = node.shell.receipt(tx.tx_id)
-                    assert found is not None and found[2].accepted, tx.nonce
+            _assert_accepted_everywhere(cluster, txs)
             nursery.cancel_scope.cancel()
 
 
